@@ -1,0 +1,48 @@
+# The two commands the README starts with: `make up` and `make test`.
+# Each creates .venv and installs what it needs, so a fresh clone works.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: up test test-fast bench proto lint clean
+
+up: $(VENV)/.installed
+	$(BIN)/chatlake up
+
+test: $(VENV)/.installed-dev $(CHROMIUM)
+	CHATLAKE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Everything but the browser tests, for a quick loop while developing.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/client_overhead.py
+
+# Regenerates the gRPC and protobuf modules from the .proto files in the package.
+proto: $(VENV)/.installed-dev
+	$(BIN)/python -m chatlake.protogen
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Playwright drives Debian's chromium: its own browser download cannot work here.
+$(CHROMIUM):
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+clean:
+	rm -rf $(VENV) .chatlake

@@ -1,0 +1,3 @@
+from chatlake.cli import main
+
+main()
