@@ -1,0 +1,429 @@
+"""Durable storage for ingested batches: the interface the ingest server calls.
+
+    storage = Storage(data_dir, StorageSettings())
+    await storage.start()           # replays every WAL left by a crash
+    await storage.append(target, batch)   # returns once the batch is durable
+    await storage.stop()            # commits what is pending, closes the logs
+
+With ``durability="wal"`` (the default) ``append`` returns after the batch is
+fsynced in the table's write-ahead log under ``<data_dir>/ingest/wal/``; a
+committer per table turns the log into Delta commits in the background. With
+``durability="commit"`` there is no log: ``append`` returns after the Delta
+commit that holds the batch, and concurrent appends share commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fcntl
+import json
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal, get_args
+
+import pyarrow as pa
+
+from chatlake.errors import ConfigError
+from chatlake.ingest.committer import Committer, PendingBatch, committed_version
+from chatlake.ingest.dedupe import DedupeIndex, load_recent_keys
+from chatlake.ingest.maintenance import MaintenanceScheduler
+from chatlake.ingest.storage_errors import (
+    StorageClosedError,
+    StorageError,
+    WalError,
+)
+from chatlake.ingest.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+Durability = Literal["wal", "commit"]
+MIB = 1024 * 1024
+TARGET_FILE = "target.json"
+LOCK_FILE = "lock"
+_SAFE_DIR_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
+
+
+@dataclass(frozen=True)
+class TableTarget:
+    """Where a table's rows go: its Delta location and the Arrow schema of rows."""
+
+    full_name: str
+    location: str
+    schema: pa.Schema
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """How ingest storage trades latency, durability and table health.
+
+    Each field can also come from an environment variable (see ``ENV``);
+    ``StorageSettings.from_env()`` reads them.
+    """
+
+    durability: Durability = "wal"
+    commit_interval_s: float = 1.0
+    commit_bytes: int = 64 * MIB
+    max_pending_bytes: int = 256 * MIB
+    wal_segment_bytes: int = 64 * MIB
+    dedupe_window_s: float = 3600.0
+    dedupe_max_keys: int = 1_000_000
+    maintenance_interval_s: float = 3600.0
+    vacuum_retention_hours: float = 168.0
+
+    ENV = {
+        "durability": "CHATLAKE_DURABILITY",
+        "commit_interval_s": "CHATLAKE_COMMIT_INTERVAL_S",
+        "commit_bytes": "CHATLAKE_COMMIT_BYTES",
+        "max_pending_bytes": "CHATLAKE_MAX_PENDING_BYTES",
+        "wal_segment_bytes": "CHATLAKE_WAL_SEGMENT_BYTES",
+        "dedupe_window_s": "CHATLAKE_DEDUPE_WINDOW_S",
+        "dedupe_max_keys": "CHATLAKE_DEDUPE_MAX_KEYS",
+        "maintenance_interval_s": "CHATLAKE_MAINTENANCE_INTERVAL_S",
+        "vacuum_retention_hours": "CHATLAKE_VACUUM_RETENTION_HOURS",
+    }
+
+    def __post_init__(self) -> None:
+        if self.durability not in get_args(Durability):
+            raise ConfigError(
+                f"durability must be 'wal' or 'commit', got {self.durability!r}"
+            )
+        for name in ("commit_interval_s", "dedupe_window_s"):
+            _require(getattr(self, name) > 0, name, "must be greater than 0")
+        for name in (
+            "commit_bytes",
+            "max_pending_bytes",
+            "wal_segment_bytes",
+            "dedupe_max_keys",
+        ):
+            _require(getattr(self, name) >= 1, name, "must be at least 1")
+        _require(
+            self.maintenance_interval_s >= 0,
+            "maintenance_interval_s",
+            "must be 0 (off) or positive",
+        )
+        _require(
+            self.vacuum_retention_hours >= 0,
+            "vacuum_retention_hours",
+            "must not be negative",
+        )
+        _require(
+            self.max_pending_bytes >= self.commit_bytes,
+            "max_pending_bytes",
+            "must be at least commit_bytes",
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: dict[str, str] | None = None, **overrides
+    ) -> StorageSettings:
+        """Arguments first, then ``CHATLAKE_*`` variables, then the defaults."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for item in fields(cls):
+            text = environ.get(cls.ENV.get(item.name, ""))
+            if item.name in overrides and overrides[item.name] is not None:
+                values[item.name] = overrides[item.name]
+            elif text:
+                values[item.name] = _parse_env(cls.ENV[item.name], text, item.type)
+        return cls(**values)
+
+
+def _require(ok: bool, name: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"storage setting {name} {problem}")
+
+
+def _parse_env(variable: str, text: str, type_name: str):
+    parse = {"float": float, "int": int}.get(type_name, str)
+    try:
+        return parse(text)
+    except ValueError:
+        raise ConfigError(f"{variable}={text!r} is not a valid {type_name}") from None
+
+
+class Storage:
+    """The write side of every table this ingest process serves."""
+
+    def __init__(
+        self, data_dir: str | os.PathLike[str], settings: StorageSettings | None = None
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.settings = settings or StorageSettings()
+        self.wal_root = self.data_dir / "ingest" / "wal"
+        self._tables: dict[str, _TablePipeline] = {}
+        self._opening: dict[str, asyncio.Task] = {}
+        self._maintenance: MaintenanceScheduler | None = None
+        self._running = False
+
+    @property
+    def targets(self) -> list[TableTarget]:
+        return [pipeline.target for pipeline in self._tables.values()]
+
+    async def start(self) -> None:
+        """Open every table WAL found on disk and replay what it holds."""
+        if self._running:
+            return
+        self.wal_root.mkdir(parents=True, exist_ok=True)
+        self._running = True
+        if self.settings.durability == "wal":
+            for target in await asyncio.to_thread(_targets_on_disk, self.wal_root):
+                await self._pipeline(target)
+        if self.settings.maintenance_interval_s > 0:
+            self._maintenance = MaintenanceScheduler(
+                lambda: self.targets,
+                interval_s=self.settings.maintenance_interval_s,
+                vacuum_retention_hours=self.settings.vacuum_retention_hours,
+            )
+            self._maintenance.start()
+
+    async def stop(self) -> None:
+        """Commit what is pending, close every log. Safe to call twice."""
+        if not self._running:
+            return
+        self._running = False
+        if self._maintenance is not None:
+            await self._maintenance.stop()
+        for pending in list(self._opening.values()):
+            await asyncio.gather(pending, return_exceptions=True)
+        for pipeline in list(self._tables.values()):
+            await pipeline.close()
+        self._tables.clear()
+
+    async def append(self, target: TableTarget, batch: pa.RecordBatch) -> None:
+        """Store ``batch`` for ``target``; return once it is durable."""
+        if not self._running:
+            raise StorageClosedError(
+                f"table {target.full_name}: storage is not running"
+            )
+        pipeline = await self._pipeline(target)
+        await pipeline.append(target, batch)
+
+    async def flush(self) -> bool:
+        """Commit everything pending now; False if some table's commit failed."""
+        results = [await p.committer.commit_now() for p in list(self._tables.values())]
+        return all(results)
+
+    async def _pipeline(self, target: TableTarget) -> _TablePipeline:
+        pipeline = self._tables.get(target.full_name)
+        if pipeline is not None:
+            return pipeline
+        opening = self._opening.get(target.full_name)
+        if opening is None:
+            opening = asyncio.create_task(_TablePipeline.open(self, target))
+            self._opening[target.full_name] = opening
+        try:
+            pipeline = await asyncio.shield(opening)
+        finally:
+            if opening.done():
+                self._opening.pop(target.full_name, None)
+        self._tables[target.full_name] = pipeline
+        return pipeline
+
+
+class _TablePipeline:
+    """One table's WAL (in wal mode) and committer."""
+
+    def __init__(self, target: TableTarget, committer: Committer) -> None:
+        self.target = target
+        self.committer = committer
+        self.wal: WriteAheadLog | None = None
+        self.directory: Path | None = None
+        self.lock_fd: int | None = None
+        self._next_seq = 0
+        self._retarget_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, storage: Storage, target: TableTarget) -> _TablePipeline:
+        if storage.settings.durability == "commit":
+            return cls._open_without_wal(storage, target)
+        return await cls._open_with_wal(storage, target)
+
+    @classmethod
+    def _open_without_wal(cls, storage: Storage, target: TableTarget) -> _TablePipeline:
+        app_id = f"chatlake-commit-{uuid.uuid4().hex}"
+        pipeline = cls(target, _committer(storage.settings, target, app_id, None))
+        pipeline.committer.start()
+        return pipeline
+
+    @classmethod
+    async def _open_with_wal(
+        cls, storage: Storage, target: TableTarget
+    ) -> _TablePipeline:
+        settings = storage.settings
+        directory = storage.wal_root / _directory_name(target.full_name)
+        lock_fd = await asyncio.to_thread(_lock_directory, directory, target.full_name)
+        try:
+            meta = await asyncio.to_thread(_read_or_write_meta, directory, target)
+            wal_id = meta["wal_id"]
+            committed = await asyncio.to_thread(
+                committed_version, target.location, wal_id
+            )
+            wal = WriteAheadLog(
+                directory,
+                segment_bytes=settings.wal_segment_bytes,
+                label=target.full_name,
+            )
+            records = await asyncio.to_thread(wal.open, committed_seq=committed)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+        async def release(version: int) -> None:
+            await asyncio.to_thread(wal.release_through, version)
+
+        committer = _committer(settings, target, wal_id, release)
+        await _load_dedupe_keys(committer, target)
+        pipeline = cls(target, committer)
+        pipeline.wal, pipeline.directory, pipeline.lock_fd = wal, directory, lock_fd
+        wal.sink = lambda seq, batch, size: committer.add(
+            PendingBatch(seq, batch, size)
+        )
+        for record in records:
+            committer.add(PendingBatch(record.seq, record.batch, record.size_bytes))
+        committer.start()
+        if records:
+            log.info(
+                "table %s: replaying %d WAL batches after sequence %d",
+                target.full_name,
+                len(records),
+                committed,
+            )
+            await committer.commit_now(attempts=1)
+        return pipeline
+
+    async def append(self, target: TableTarget, batch: pa.RecordBatch) -> None:
+        if target != self.target:
+            await self._retarget(target)
+        await self.committer.wait_for_room()
+        if self.wal is not None:
+            await self.wal.append(batch)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self.committer.add(PendingBatch(self._next_seq, batch, batch.nbytes, done=done))
+        self._next_seq += 1
+        await asyncio.shield(done)
+
+    async def _retarget(self, target: TableTarget) -> None:
+        # The table was recreated or altered: land what is pending at the old
+        # target before rows start going to the new one.
+        async with self._retarget_lock:
+            if target == self.target:
+                return
+            await self.committer.commit_now()
+            self.target = self.committer.target = target
+            if self.directory is not None:
+                await asyncio.to_thread(
+                    _read_or_write_meta, self.directory, target, replace=True
+                )
+            log.info(
+                "table %s: storage target updated (location %s)",
+                target.full_name,
+                target.location,
+            )
+
+    async def close(self) -> None:
+        if self.wal is not None:
+            await self.wal.close()
+        await self.committer.close()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+def _committer(
+    settings: StorageSettings, target: TableTarget, app_id: str, on_committed
+) -> Committer:
+    dedupe = None
+    if target.dedupe_key is not None:
+        dedupe = DedupeIndex(
+            window_s=settings.dedupe_window_s, max_keys=settings.dedupe_max_keys
+        )
+    return Committer(
+        target,
+        app_id=app_id,
+        commit_interval_s=settings.commit_interval_s,
+        commit_bytes=settings.commit_bytes,
+        max_pending_bytes=settings.max_pending_bytes,
+        group_commit=settings.durability == "commit",
+        dedupe=dedupe,
+        on_committed=on_committed,
+    )
+
+
+async def _load_dedupe_keys(committer: Committer, target: TableTarget) -> None:
+    if committer.dedupe is None or target.dedupe_key is None:
+        return
+    try:
+        await asyncio.to_thread(
+            load_recent_keys, committer.dedupe, target.location, target.dedupe_key
+        )
+    except Exception as error:  # noqa: BLE001 - a missing index only risks duplicates
+        log.warning(
+            "table %s: could not reload dedupe keys: %s", target.full_name, error
+        )
+
+
+def _directory_name(full_name: str) -> str:
+    if not _SAFE_DIR_NAME.match(full_name):
+        raise StorageError(f"table name {full_name!r} cannot name a WAL directory")
+    return full_name
+
+
+def _lock_directory(directory: Path, full_name: str) -> int:
+    # The kernel drops the lock when the process dies, even by SIGKILL.
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WalError(
+            f"table {full_name}: WAL directory {directory} is in use by another "
+            f"ingest process; give each process its own data directory"
+        ) from None
+    return fd
+
+
+def _read_or_write_meta(
+    directory: Path, target: TableTarget, replace: bool = False
+) -> dict:
+    path = directory / TARGET_FILE
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    if meta and not replace:
+        return meta
+    meta = {
+        "full_name": target.full_name,
+        "location": target.location,
+        "dedupe_key": target.dedupe_key,
+        "schema": base64.b64encode(target.schema.serialize().to_pybytes()).decode(),
+        "wal_id": meta.get("wal_id") or f"chatlake-wal-{uuid.uuid4().hex}",
+    }
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w") as handle:
+        json.dump(meta, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return meta
+
+
+def _targets_on_disk(wal_root: Path) -> list[TableTarget]:
+    targets = []
+    for path in sorted(wal_root.glob(f"*/{TARGET_FILE}")):
+        try:
+            meta = json.loads(path.read_text())
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(meta["schema"])))
+            targets.append(
+                TableTarget(
+                    meta["full_name"], meta["location"], schema, meta.get("dedupe_key")
+                )
+            )
+        except (ValueError, KeyError, pa.ArrowException) as error:
+            raise WalError(f"unreadable WAL description {path}: {error}") from error
+    return targets
