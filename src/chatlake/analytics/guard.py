@@ -37,7 +37,6 @@ _FORBIDDEN_NODES: dict[type[exp.Expression], str] = {
     exp.Set: "SET",
     exp.Pragma: "PRAGMA",
     exp.Use: "USE",
-    exp.Command: "a command",
     exp.Into: "SELECT INTO",
     exp.LoadData: "LOAD DATA",
     exp.TruncateTable: "TRUNCATE",
@@ -155,12 +154,17 @@ def _refuse_by_tokens(sql: str) -> None:
 def _check_root(statement: exp.Expression) -> None:
     if isinstance(statement, exp.Query | exp.Subquery):
         return
-    kind = _FORBIDDEN_NODES.get(type(statement)) or _statement_word(statement)
+    if isinstance(statement, exp.Command):
+        kind = str(statement.this).upper()
+    else:
+        kind = _FORBIDDEN_NODES.get(type(statement)) or _statement_word(statement)
     raise ReadOnlyError(f"only SELECT queries are allowed; refused {kind}")
 
 
 def _check_node(node: exp.Expression) -> None:
     kind = _FORBIDDEN_NODES.get(type(node))
+    if isinstance(node, exp.Command):
+        kind = str(node.this).upper()
     if kind is not None:
         raise ReadOnlyError(
             f"only SELECT queries are allowed; refused {kind} inside the query"

@@ -1,0 +1,133 @@
+"""SqlEngine over real Delta tables: snapshots, translation fixes and failures."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from chatlake.analytics import engine as engine_module
+from chatlake.analytics.engine import SqlEngine
+from chatlake.analytics.errors import QueryError, TableAccessError
+from chatlake.analytics.resolver import ResolvedTable, StaticResolver
+from chatlake.analytics.testing import chat_rows, table_schema, write_table
+from chatlake.chat_tables import CHAT_EVENTS
+from chatlake.errors import ChatlakeError
+
+
+@pytest.fixture
+def events(tmp_path):
+    location = tmp_path / "chat_events"
+    write_table(location, CHAT_EVENTS, chat_rows()[:3])
+    return location
+
+
+@pytest.fixture
+def engine(events) -> SqlEngine:
+    return SqlEngine(StaticResolver({"main.chatbot.chat_events": str(events)}))
+
+
+def test_each_query_reads_the_current_snapshot(engine: SqlEngine, events) -> None:
+    sql = "SELECT count(*) AS n FROM main.chatbot.chat_events"
+    before = engine.query(sql).to_pylist()
+
+    write_table(events, CHAT_EVENTS, chat_rows()[3:])
+
+    assert before == [{"n": 3}]
+    assert engine.query(sql).to_pylist() == [{"n": 10}]
+
+
+def test_qualified_columns_and_self_joins(engine: SqlEngine) -> None:
+    sql = """
+        SELECT chat_events.telemetry_id, b.telemetry_id AS next_id
+        FROM main.chatbot.chat_events
+        JOIN main.chatbot.chat_events AS b
+          ON b.turn_index = chat_events.turn_index
+         AND b.event_time > chat_events.event_time
+        ORDER BY 1, 2
+    """
+
+    rows = [tuple(r.values()) for r in engine.query(sql).to_pylist()]
+
+    assert rows == [("t01", "t02"), ("t01", "t03"), ("t02", "t03")]
+
+
+def test_databricks_functions_keep_databricks_meaning(engine: SqlEngine) -> None:
+    sql = """
+        SELECT dayofweek(event_time) AS weekday, percentile(response_time_ms, 0.25)
+               AS p25, count_if(status = 'ok') AS ok, sum(input_tokens) AS tokens
+        FROM main.chatbot.chat_events GROUP BY 1
+    """
+
+    table = engine.query(sql)
+
+    assert table.to_pylist() == [{"weekday": 2, "p25": 150.0, "ok": 3, "tokens": 42}]
+    assert table.schema.field("ok").type == pa.int64()
+    assert table.schema.field("tokens").type == pa.int64()
+
+
+def test_parameters_are_bound_not_pasted(engine: SqlEngine) -> None:
+    sql = "SELECT count(*) AS n FROM main.chatbot.chat_events WHERE user_message = :m"
+
+    assert engine.query(sql, {"m": "help"}).to_pylist() == [{"n": 1}]
+    assert engine.query(sql, {"m": "x' OR '1'='1"}).to_pylist() == [{"n": 0}]
+
+
+def test_missing_parameter_is_named(engine: SqlEngine) -> None:
+    with pytest.raises(QueryError, match="no value given for parameter"):
+        engine.query("SELECT * FROM main.chatbot.chat_events WHERE model = :model")
+
+
+def test_query_takes_one_statement_and_scripts_take_many(engine: SqlEngine) -> None:
+    with pytest.raises(QueryError, match="expected one statement, got 2"):
+        engine.query("SELECT 1; SELECT 2")
+
+    results = engine.run_script("SELECT 1 AS a; SELECT 'b' AS b")
+
+    assert [r.to_pylist() for r in results] == [[{"a": 1}], [{"b": "b"}]]
+
+
+def test_unknown_table_is_an_access_error(engine: SqlEngine) -> None:
+    with pytest.raises(TableAccessError, match="main.chatbot.nope does not exist"):
+        engine.query("SELECT * FROM main.chatbot.nope")
+
+
+def test_duckdb_failures_become_query_errors(engine: SqlEngine) -> None:
+    with pytest.raises(QueryError, match="query failed: .*no_such_column"):
+        engine.query("SELECT no_such_column FROM main.chatbot.chat_events")
+
+
+def test_table_without_delta_data_reads_as_empty(tmp_path) -> None:
+    schema = table_schema(CHAT_EVENTS)
+    resolver = StaticResolver({})
+    resolver.resolve = lambda name: ResolvedTable(name, str(tmp_path / "none"), schema)
+
+    rows = SqlEngine(resolver).query("SELECT count(*) AS n FROM a.b.c").to_pylist()
+
+    assert rows == [{"n": 0}]
+
+
+def test_missing_delta_table_without_schema_names_the_location(tmp_path) -> None:
+    engine = SqlEngine(StaticResolver({"a.b.c": str(tmp_path / "gone")}))
+
+    with pytest.raises(TableAccessError, match="a.b.c has no Delta table at"):
+        engine.query("SELECT * FROM a.b.c")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/hostname')",
+        "SET enable_external_access = true",
+        "INSTALL httpfs",
+    ],
+)
+def test_the_duckdb_connection_is_a_second_fence(sql: str) -> None:
+    # Even a query that slipped past the guard cannot reach files or settings.
+    with engine_module._connect() as connection, pytest.raises(duckdb.Error):
+        connection.execute(sql)
+
+
+def test_all_errors_share_the_chatlake_root() -> None:
+    assert issubclass(QueryError, ChatlakeError)
+    assert issubclass(TableAccessError, ChatlakeError)
