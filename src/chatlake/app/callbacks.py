@@ -1,0 +1,210 @@
+"""The chat page's callbacks.
+
+One controller callback owns the conversation's state (which conversation,
+which turn is running, whether the page polls), so sending, polling, stopping,
+retrying and switching conversations never race each other over shared outputs.
+Ratings have their own per-turn callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import dash
+from dash import ALL, MATCH, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from chatlake.app import layout
+from chatlake.app import store as st
+from chatlake.app.errors import AppError
+from chatlake.app.turns import ChatService
+
+logger = logging.getLogger(__name__)
+
+STOP_SHOWN, STOP_HIDDEN = "stop", "stop hidden"
+
+# result key -> (component id, property) of the controller's outputs.
+_OUTPUTS = {
+    "messages": ("messages", "children"),
+    "conversation-id": ("conversation-id", "data"),
+    "active-turn": ("active-turn", "data"),
+    "poll-disabled": ("poll", "disabled"),
+    "question": ("question", "value"),
+    "question-disabled": ("question", "disabled"),
+    "send-disabled": ("send", "disabled"),
+    "stop-class": ("stop", "className"),
+    "chat-error": ("chat-error", "children"),
+    "sidebar-version": ("sidebar-version", "data"),
+}
+
+
+def register(app: dash.Dash, service: ChatService, user_id: Callable[[], str]) -> None:
+    """Wires the chat page to ``service``; ``user_id()`` names the current browser."""
+    controller = _Controller(service, user_id)
+
+    app.callback(
+        [Output(c, p) for c, p in _OUTPUTS.values()],
+        Input("send", "n_clicks"),
+        Input("question", "n_submit"),
+        Input({"type": "suggestion", "index": ALL}, "n_clicks"),
+        Input({"type": "retry", "turn": ALL}, "n_clicks"),
+        Input("poll", "n_intervals"),
+        Input("stop", "n_clicks"),
+        Input("new-chat", "n_clicks"),
+        Input({"type": "conversation", "id": ALL}, "n_clicks"),
+        State("question", "value"),
+        State("conversation-id", "data"),
+        State("active-turn", "data"),
+        State("sidebar-version", "data"),
+        prevent_initial_call=True,
+    )(controller.dispatch)
+
+    @app.callback(
+        Output("conversation-list", "children"),
+        Input("sidebar-version", "data"),
+        State("conversation-id", "data"),
+    )
+    def sidebar(_version, conversation_id):
+        conversations = service.store.conversations(user_id())
+        return layout.conversation_list(conversations, conversation_id)
+
+    @app.callback(
+        Output({"type": "rate-up", "turn": MATCH}, "className"),
+        Output({"type": "rate-down", "turn": MATCH}, "className"),
+        Output({"type": "rate-note", "turn": MATCH}, "children"),
+        Input({"type": "rate-up", "turn": MATCH}, "n_clicks"),
+        Input({"type": "rate-down", "turn": MATCH}, "n_clicks"),
+        Input({"type": "comment-send", "turn": MATCH}, "n_clicks"),
+        State({"type": "comment", "turn": MATCH}, "value"),
+        prevent_initial_call=True,
+    )
+    def rate(_up, _down, _send, comment):
+        if not ctx.triggered or not ctx.triggered[0]["value"]:
+            raise PreventUpdate
+        trigger = ctx.triggered_id
+        turn = service.store.turn(trigger["turn"])
+        rating = {"rate-up": 1, "rate-down": -1}.get(trigger["type"], turn.rating)
+        if rating is None:
+            return no_update, no_update, "rate the answer first, then add a comment"
+        try:
+            service.rate(user_id(), turn.id, rating, comment)
+        except AppError as error:
+            return no_update, no_update, str(error)
+        saved = service.store.turn(turn.id)
+        up, down = layout.rating_classes(saved.rating)
+        return up, down, layout.rating_note(saved.rating, saved.comment)
+
+
+class _Controller:
+    def __init__(self, service: ChatService, user_id: Callable[[], str]) -> None:
+        self.service = service
+        self.user_id = user_id
+
+    def dispatch(self, *args):
+        question, conversation_id, active_turn, version = args[-4:]
+        trigger = ctx.triggered_id
+        if not _really_clicked():
+            raise PreventUpdate
+        try:
+            if trigger == "poll":
+                result = self.poll(conversation_id, active_turn)
+            elif trigger == "stop":
+                result = self.stop(active_turn)
+            elif trigger == "new-chat":
+                result = self.new_chat(version)
+            elif isinstance(trigger, dict) and trigger["type"] == "conversation":
+                result = self.open(trigger["id"], version)
+            elif isinstance(trigger, dict) and trigger["type"] == "retry":
+                result = self.retry(trigger["turn"], active_turn)
+            else:
+                text = question
+                if isinstance(trigger, dict) and trigger["type"] == "suggestion":
+                    text = layout.SUGGESTIONS[trigger["index"]]
+                result = self.send(text, conversation_id, active_turn, version)
+        except (AppError, st.NotFound) as error:
+            result = {"chat-error": str(error)}
+        return [result.get(key, no_update) for key in _OUTPUTS]
+
+    def send(self, text, conversation_id, active_turn, version) -> dict:
+        if active_turn:
+            raise AppError("wait for the answer or stop it first")
+        turn = self.service.begin(self.user_id(), conversation_id, text or "")
+        self.service.submit(self.user_id(), turn)
+        return {
+            **self._running(turn.id),
+            "messages": layout.messages(self.service.store.turns(turn.conversation_id)),
+            "conversation-id": turn.conversation_id,
+            "question": "",
+            "sidebar-version": (version or 0) + 1,
+        }
+
+    def retry(self, turn_id, active_turn) -> dict:
+        if active_turn:
+            raise AppError("wait for the answer or stop it first")
+        turn = self.service.retry(self.user_id(), turn_id)
+        self.service.submit(self.user_id(), turn)
+        turns = self.service.store.turns(turn.conversation_id)
+        return {**self._running(turn.id), "messages": layout.messages(turns)}
+
+    def poll(self, conversation_id, active_turn) -> dict:
+        if not active_turn or not conversation_id:
+            return self._idle()
+        turns = self.service.store.turns(conversation_id)
+        running = any(t.id == active_turn and t.status == st.RUNNING for t in turns)
+        result = {"messages": layout.messages(turns)}
+        return result if running else {**result, **self._idle()}
+
+    def stop(self, active_turn) -> dict:
+        if active_turn:
+            self.service.stop(self.user_id(), active_turn)
+        return {}
+
+    def new_chat(self, version) -> dict:
+        return {
+            **self._idle(),
+            "messages": [layout.welcome()],
+            "conversation-id": None,
+            "sidebar-version": (version or 0) + 1,
+        }
+
+    def open(self, conversation_id, version) -> dict:
+        self.service.store.conversation(conversation_id, self.user_id())
+        turns = self.service.store.turns(conversation_id)
+        running = [t.id for t in turns if t.status == st.RUNNING]
+        state = self._running(running[-1]) if running else self._idle()
+        return {
+            **state,
+            "messages": layout.messages(turns),
+            "conversation-id": conversation_id,
+            "sidebar-version": (version or 0) + 1,
+        }
+
+    @staticmethod
+    def _running(turn_id: str) -> dict:
+        return {
+            "active-turn": turn_id,
+            "poll-disabled": False,
+            "question": "",
+            "question-disabled": True,
+            "send-disabled": True,
+            "stop-class": STOP_SHOWN,
+            "chat-error": "",
+        }
+
+    @staticmethod
+    def _idle() -> dict:
+        return {
+            "active-turn": None,
+            "poll-disabled": True,
+            "question-disabled": False,
+            "send-disabled": False,
+            "stop-class": STOP_HIDDEN,
+            "chat-error": "",
+        }
+
+
+def _really_clicked() -> bool:
+    # Pattern-matching inputs also fire when their buttons are first rendered,
+    # with n_clicks None; only a real click or a poll tick counts.
+    return bool(ctx.triggered) and bool(ctx.triggered[0]["value"])

@@ -1,0 +1,201 @@
+"""`chatlake app`, `chatlake model` and `chatlake demo`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from chatlake import config, logs
+from chatlake.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _check_bind(host: str) -> None:
+    # Only loopback is safe without TLS and login. Databricks Apps sets
+    # DATABRICKS_APP_PORT and puts its own authenticating proxy in front.
+    if not config.is_loopback(host) and not os.environ.get("DATABRICKS_APP_PORT"):
+        raise ConfigError(
+            f"--host {host} is not loopback; the app has no login of its own, so it "
+            "binds elsewhere only behind Databricks Apps (DATABRICKS_APP_PORT set)"
+        )
+
+
+def _app_port(port: int | None) -> int:
+    if port is not None:
+        return port
+    raw = os.environ.get("DATABRICKS_APP_PORT")
+    if not raw:
+        return config.DEFAULT_APP_PORT
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"DATABRICKS_APP_PORT={raw!r} is not a port number")
+    return int(raw)
+
+
+@click.command()
+@click.option(
+    "--host", default=config.DEFAULT_HOST, show_default=True, help="Address to bind."
+)
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Port (default: $DATABRICKS_APP_PORT, else 8050).",
+)
+@click.option(
+    "--data-dir", default=None, help="Data directory (conversations live here)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Threads per worker.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="KEY=VALUE file to load first (for example <data dir>/app.env).",
+)
+def serve(host, port, data_dir, workers, threads, env_file) -> None:
+    """Serve the chatbot (Dash under gunicorn) on http://HOST:PORT/."""
+    logs.configure()
+    if env_file is not None:
+        load_env_file(env_file)
+    _check_bind(host)
+    port = _app_port(port)
+
+    from chatlake.app.settings import AppSettings, ModelSettings
+    from chatlake.app.store import ConversationStore
+    from chatlake.app.wsgi import GunicornServer
+
+    model = ModelSettings.from_env()  # fail here, once, on bad model settings
+    settings = AppSettings.from_env(data_dir)
+    interrupted = ConversationStore(settings.store_path).interrupt_running()
+    if interrupted:
+        logger.warning("%d turns were cut short by the last shutdown", interrupted)
+    logger.info("app on http://%s:%d/ with model %s", host, port, model.label)
+    GunicornServer(f"{host}:{port}", workers, threads, str(settings.data_dir)).run()
+
+
+@click.command()
+@click.option(
+    "--host",
+    default=config.DEFAULT_HOST,
+    show_default=True,
+    help="Address to bind (loopback only).",
+)
+@click.option("--port", type=int, default=config.DEFAULT_MODEL_PORT, show_default=True)
+@click.option(
+    "--token-delay-ms",
+    type=click.FloatRange(0),
+    default=20.0,
+    show_default=True,
+    help="Delay between streamed tokens.",
+)
+@click.option(
+    "--first-token-delay-ms",
+    type=click.FloatRange(0),
+    default=150.0,
+    show_default=True,
+    help="Delay before the first token.",
+)
+@click.option(
+    "--docs",
+    "documents",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Markdown file to answer from (repeatable; default: README and docs).",
+)
+def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
+    """Serve the offline demo model: an OpenAI-compatible endpoint on loopback."""
+    logs.configure()
+    if not config.is_loopback(host):
+        raise ConfigError(f"--host {host} is not loopback; the demo model has no auth")
+
+    import uvicorn
+
+    from chatlake.app.demo_model import DemoModelSettings, create_demo_app
+
+    settings = DemoModelSettings(
+        token_delay_ms=token_delay_ms,
+        first_token_delay_ms=first_token_delay_ms,
+        documents=tuple(documents),
+    )
+    uvicorn.run(create_demo_app(settings), host=host, port=port, log_level="warning")
+
+
+@click.command()
+@click.option("--users", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option(
+    "--turns",
+    type=click.IntRange(1, 1000),
+    default=3,
+    show_default=True,
+    help="Turns per user.",
+)
+@click.option("--data-dir", default=None, help="Data directory.")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="KEY=VALUE file to load first (default: <data dir>/app.env if present).",
+)
+@click.option(
+    "--feedback-rate",
+    type=click.FloatRange(0, 1),
+    default=0.4,
+    show_default=True,
+    help="Share of answers that get a rating.",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Random seed, for repeatable runs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None:
+    """Drive simulated users through the app's backend so the tables get data."""
+    logs.configure(os.environ.get(logs.ENV_LOG_LEVEL) or "WARNING")
+    default_env = config.data_dir(data_dir) / "app.env"
+    if env_file is not None or default_env.is_file():
+        load_env_file(env_file or default_env)
+
+    from chatlake.app.simulate import run_demo
+
+    summary = run_demo(
+        users, turns, data_dir, feedback_rate, seed, progress=not as_json
+    )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(
+            f"{summary['turns']} turns ({summary['failed']} failed), "
+            f"{summary['ratings']} ratings; telemetry: {summary['telemetry']}"
+        )
+
+
+def load_env_file(path: Path) -> None:
+    """Sets KEY=VALUE lines (comments and blanks skipped) unless already in the env."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(f"cannot read env file {path}: {error.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        os.environ.setdefault(key.strip(), value.strip())

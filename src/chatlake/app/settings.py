@@ -1,0 +1,122 @@
+"""Settings of the chatbot app and its model endpoint, resolved once from the env.
+
+Model endpoint, first match wins:
+
+1. Databricks Model Serving: ``DATABRICKS_HOST`` + ``SERVING_ENDPOINT``, with
+   ``DATABRICKS_TOKEN`` (base URL ``{host}/serving-endpoints``, model = endpoint).
+2. Any OpenAI-compatible server: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+   ``CHATLAKE_MODEL``.
+3. Nothing set: chatlake's offline demo model on ``127.0.0.1:8070``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatlake import config
+from chatlake.app.demo_model import DEMO_MODEL_ID, DEMO_MODEL_LABEL
+from chatlake.errors import ConfigError
+
+ENV_MODEL = "CHATLAKE_MODEL"
+ENV_MODEL_LABEL = "CHATLAKE_MODEL_LABEL"
+ENV_MODEL_TIMEOUT_S = "CHATLAKE_MODEL_TIMEOUT_S"
+ENV_MAX_TOKENS = "CHATLAKE_MAX_TOKENS"
+ENV_SYSTEM_PROMPT = "CHATLAKE_SYSTEM_PROMPT"
+ENV_APP_NAME = "CHATLAKE_APP_NAME"
+ENV_APP_PORT = "DATABRICKS_APP_PORT"
+
+DEFAULT_MODEL_TIMEOUT_S = 60.0
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in Markdown."
+DEFAULT_APP_NAME = "chatlake-chatbot"
+DEMO_API_KEY = "offline-demo"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Where the model lives and how long a turn may take."""
+
+    base_url: str
+    api_key: str
+    model: str
+    label: str
+    timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    @property
+    def is_demo(self) -> bool:
+        return self.model == DEMO_MODEL_ID
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ModelSettings:
+        env = dict(os.environ if env is None else env)
+        base_url, api_key, model = _endpoint(env)
+        default_label = DEMO_MODEL_LABEL if model == DEMO_MODEL_ID else model
+        return cls(
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            label=env.get(ENV_MODEL_LABEL) or default_label,
+            timeout_s=_positive(
+                env, ENV_MODEL_TIMEOUT_S, DEFAULT_MODEL_TIMEOUT_S, float
+            ),
+            max_tokens=_positive(env, ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS, int),
+            system_prompt=env.get(ENV_SYSTEM_PROMPT) or DEFAULT_SYSTEM_PROMPT,
+        )
+
+
+def demo_base_url(port: int = config.DEFAULT_MODEL_PORT) -> str:
+    return f"http://{config.DEFAULT_HOST}:{port}/v1"
+
+
+def _endpoint(env: dict[str, str]) -> tuple[str, str, str]:
+    host, endpoint = env.get("DATABRICKS_HOST"), env.get("SERVING_ENDPOINT")
+    if host and endpoint:
+        token = env.get("DATABRICKS_TOKEN")
+        if not token:
+            raise ConfigError("SERVING_ENDPOINT is set but DATABRICKS_TOKEN is missing")
+        host = host if "://" in host else f"https://{host}"
+        return f"{host.rstrip('/')}/serving-endpoints", token, endpoint
+    base_url = env.get("OPENAI_BASE_URL")
+    if base_url:
+        model = env.get(ENV_MODEL)
+        if not model:
+            raise ConfigError(f"OPENAI_BASE_URL is set but {ENV_MODEL} is missing")
+        return base_url.rstrip("/"), env.get("OPENAI_API_KEY") or DEMO_API_KEY, model
+    return demo_base_url(), DEMO_API_KEY, DEMO_MODEL_ID
+
+
+def _positive(env: dict[str, str], name: str, default, kind):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Where the app keeps conversations and what it calls itself in telemetry."""
+
+    data_dir: Path
+    app_name: str = DEFAULT_APP_NAME
+    app_version: str = "0.1.0"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "app" / "conversations.sqlite"
+
+    @classmethod
+    def from_env(cls, data_dir: str | None = None) -> AppSettings:
+        from chatlake import __version__
+
+        name = os.environ.get(ENV_APP_NAME) or DEFAULT_APP_NAME
+        return cls(config.data_dir(data_dir), name, __version__)

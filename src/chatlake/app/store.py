@@ -1,0 +1,235 @@
+"""Conversations kept server-side in SQLite, per browser identity.
+
+The store is also the buffer a streaming turn writes into and the page polls,
+so any gunicorn worker can serve any request: nothing lives only in one
+process's memory. A stop request is a flag in the same row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatlake.app.errors import AppError
+
+TITLE_CHARS = 60
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations (user_id, updated_at);
+CREATE TABLE IF NOT EXISTS turns (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id),
+    turn_index INTEGER NOT NULL,
+    user_message TEXT NOT NULL,
+    assistant_message TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    finish_reason TEXT,
+    error_type TEXT,
+    error_message TEXT,
+    rating INTEGER,
+    comment TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_index);
+"""
+
+RUNNING, OK, ERROR, STOPPED = "running", "ok", "error", "stopped"
+
+
+class NotFound(AppError):
+    """A conversation or turn does not exist, or belongs to another browser."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    user_id: str
+    title: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    id: str  # also the turn's telemetry_id
+    conversation_id: str
+    turn_index: int
+    user_message: str
+    assistant_message: str
+    status: str
+    finish_reason: str | None
+    error_type: str | None
+    error_message: str | None
+    rating: int | None
+    comment: str | None
+
+
+class ConversationStore:
+    """All reads and writes of conversations and turns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # A connection per operation: turns are written from worker threads.
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def interrupt_running(self) -> int:
+        """Marks turns left running by a stopped app as failed; returns how many."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE turns SET status=?, error_type='interrupted', "
+                "error_message='the app stopped during this turn' WHERE status=?",
+                (ERROR, RUNNING),
+            )
+            return cursor.rowcount
+
+    def create_conversation(self, user_id: str, first_message: str) -> Conversation:
+        title = " ".join(first_message.split())[:TITLE_CHARS] or "New chat"
+        now = time.time()
+        conversation = Conversation(uuid.uuid4().hex, user_id, title, now)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
+                (conversation.id, user_id, title, now, now),
+            )
+        return conversation
+
+    def conversations(self, user_id: str, limit: int = 50) -> list[Conversation]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, user_id, title, updated_at FROM conversations "
+                "WHERE user_id=? ORDER BY updated_at DESC LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+        return [Conversation(**dict(row)) for row in rows]
+
+    def conversation(self, conversation_id: str, user_id: str) -> Conversation:
+        """The conversation if it exists and belongs to ``user_id``; else NotFound."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT id, user_id, title, updated_at FROM conversations "
+                "WHERE id=? AND user_id=?",
+                (conversation_id, user_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"conversation {conversation_id!r} not found")
+        return Conversation(**dict(row))
+
+    def start_turn(self, conversation_id: str, user_message: str) -> Turn:
+        now = time.time()
+        turn_id = uuid.uuid4().hex
+        with self._connect() as db:
+            (count,) = db.execute(
+                "SELECT count(*) FROM turns WHERE conversation_id=?", (conversation_id,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO turns (id, conversation_id, turn_index, user_message, "
+                "status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (turn_id, conversation_id, count, user_message, RUNNING, now, now),
+            )
+            db.execute(
+                "UPDATE conversations SET updated_at=? WHERE id=?",
+                (now, conversation_id),
+            )
+        return self.turn(turn_id)
+
+    def turn(self, turn_id: str) -> Turn:
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE id=?", (turn_id,)
+            )
+            found = row.fetchone()
+        if found is None:
+            raise NotFound(f"turn {turn_id!r} not found")
+        return Turn(**dict(found))
+
+    def turns(self, conversation_id: str) -> list[Turn]:
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE conversation_id=? "
+                "ORDER BY turn_index, created_at",
+                (conversation_id,),
+            ).fetchall()
+        return [Turn(**dict(row)) for row in rows]
+
+    def write_text(self, turn_id: str, text: str) -> bool:
+        """Saves the answer so far; returns True when a stop was requested."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE turns SET assistant_message=?, updated_at=? WHERE id=?",
+                (text, time.time(), turn_id),
+            )
+            row = db.execute("SELECT stop_requested FROM turns WHERE id=?", (turn_id,))
+            return bool(row.fetchone()[0])
+
+    def finish_turn(
+        self,
+        turn_id: str,
+        *,
+        status: str,
+        text: str,
+        finish_reason: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE turns SET status=?, assistant_message=?, finish_reason=?, "
+                "error_type=?, error_message=?, updated_at=? WHERE id=?",
+                (
+                    status,
+                    text,
+                    finish_reason,
+                    error_type,
+                    error_message,
+                    time.time(),
+                    turn_id,
+                ),
+            )
+
+    def request_stop(self, turn_id: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE turns SET stop_requested=1 WHERE id=?", (turn_id,))
+
+    def rate(self, turn_id: str, rating: int | None, comment: str | None) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE turns SET rating=?, comment=? WHERE id=?",
+                (rating, comment, turn_id),
+            )
+
+    def delete_turn(self, turn_id: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM turns WHERE id=?", (turn_id,))
+
+
+_TURN_COLUMNS = (
+    "id, conversation_id, turn_index, user_message, assistant_message, status, "
+    "finish_reason, error_type, error_message, rating, comment"
+)
