@@ -1,0 +1,68 @@
+"""The Delta table behind each catalog table: created empty, removed when managed."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import deltalake
+import pyarrow as pa
+
+from chatlake.catalog.errors import FailedPrecondition, InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+
+def location_path(location: str) -> Path:
+    """The local path of a ``file://`` URI or absolute path; refuses the rest."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "" and location.startswith("/"):
+        path = Path(location)
+    else:
+        raise InvalidArgument(
+            f"storage_location {location!r} is not a local file:// URI or absolute path"
+        )
+    if not path.is_absolute() or ".." in path.parts:
+        raise InvalidArgument(f"storage_location {location!r} must be an absolute path")
+    return path
+
+
+def location_uri(path: Path) -> str:
+    return path.as_uri()
+
+
+def has_delta_log(path: Path) -> bool:
+    return (path / "_delta_log").is_dir()
+
+
+def create_empty(path: Path, schema: pa.Schema, name: str) -> None:
+    """Create an empty Delta table with this schema at ``path``."""
+    if has_delta_log(path):
+        raise FailedPrecondition(f"{path} already holds a Delta table")
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        deltalake.DeltaTable.create(location_uri(path), schema, mode="error", name=name)
+    except Exception as error:  # deltalake raises several unrelated types here
+        raise FailedPrecondition(
+            f"cannot create the Delta table at {path}: {error}"
+        ) from error
+    logger.info("created Delta table %s at %s", name, path)
+
+
+def existing_columns(path: Path) -> list[str]:
+    """The column names of the Delta table at ``path``."""
+    table = deltalake.DeltaTable(location_uri(path))
+    return [field.name for field in table.schema().fields]
+
+
+def remove_managed(path: Path, tables_dir: Path) -> None:
+    """Delete a managed table's files; refuses anything outside the tables directory."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(tables_dir.resolve()):
+        raise FailedPrecondition(f"refusing to delete {path}: not under {tables_dir}")
+    shutil.rmtree(resolved, ignore_errors=True)
+    logger.info("deleted the files of managed table at %s", resolved)
