@@ -137,7 +137,7 @@ def load_recent_keys(
         return 0
 
     table = DeltaTable(location)
-    actions = table.get_add_actions(flatten=True)
+    actions = pa.table(table.get_add_actions(flatten=True))
     filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     loaded = 0
     for path, written_s in _recent_files(actions, now_s - index.window_s):
@@ -150,7 +150,7 @@ def load_recent_keys(
     return loaded
 
 
-def _recent_files(actions: pa.RecordBatch, since_s: float) -> list[tuple[str, float]]:
+def _recent_files(actions: pa.Table, since_s: float) -> list[tuple[str, float]]:
     """(path, modification time in seconds) of add actions newer than since_s."""
     times = actions.column("modification_time")
     if pa.types.is_timestamp(times.type):

@@ -1,6 +1,6 @@
 """Errors of the durability half of ingest: the WAL, the committer and maintenance.
 
-StorageError                 (chatlake.errors.ChatlakeError)
+StorageError                 (chatlake.ingest.errors.IngestError)
 ├── StorageClosedError       append() after stop(), or before start()
 ├── WalError                 the write-ahead log cannot be written or opened
 │   └── WalCorruptError      a sealed segment fails its checks (not a torn tail)
@@ -11,10 +11,10 @@ StorageError                 (chatlake.errors.ChatlakeError)
 
 from __future__ import annotations
 
-from chatlake.errors import ChatlakeError
+from chatlake.ingest.errors import IngestError
 
 
-class StorageError(ChatlakeError):
+class StorageError(IngestError):
     """An expected failure of ingest storage; the message names the table."""
 
 

@@ -49,6 +49,8 @@ _SEQ = struct.Struct("<Q")
 # A length above this cannot be a real frame (the SDK's limit is ~10 MB); it
 # marks garbage, not an allocation to attempt.
 MAX_FRAME_BYTES = 1 << 30
+# Smaller batches are encoded on the event loop: cheaper than a thread hop.
+INLINE_ENCODE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,10 @@ class WriteAheadLog:
         if self._failure is not None:
             raise self._failure
         # Serializing and checksumming a large batch is CPU work: off the loop.
-        payload, payload_crc = await asyncio.to_thread(_encode_payload, batch)
+        if batch.nbytes >= INLINE_ENCODE_BYTES:
+            payload, payload_crc = await asyncio.to_thread(_encode_payload, batch)
+        else:
+            payload, payload_crc = _encode_payload(batch)
         if self._failure is not None:
             raise self._failure
         seq = self._next_seq
@@ -311,6 +316,10 @@ class WriteAheadLog:
         """Wait for queued appends to be synced, then close the active segment."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+        self.close_file()
+
+    def close_file(self) -> None:
+        """Close the active segment at once, leaving queued appends unwritten."""
         if self._file is not None:
             self._file.close()
             self._file = None
