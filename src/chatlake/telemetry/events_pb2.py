@@ -4,35 +4,34 @@
 # source: chatlake/telemetry/events.proto
 # Protobuf Python Version: 6.31.1
 """Generated protocol buffer code."""
+
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
+
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC,
-    6,
-    31,
-    1,
-    '',
-    'chatlake/telemetry/events.proto'
+    _runtime_version.Domain.PUBLIC, 6, 31, 1, "", "chatlake/telemetry/events.proto"
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-
-
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hatlake/telemetry/events.proto\x12\x12\x63hatlake.telemetry\"\xa4\x03\n\x08\x43hatTurn\x12\x14\n\x0ctelemetry_id\x18\x01 \x02(\t\x12\x12\n\nevent_time\x18\x02 \x02(\x03\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x12\n\nturn_index\x18\x05 \x01(\x05\x12\x10\n\x08\x61pp_name\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x14\n\x0cuser_message\x18\n \x01(\t\x12\x19\n\x11\x61ssistant_message\x18\x0b \x01(\t\x12\x18\n\x10response_time_ms\x18\x0c \x01(\x03\x12\x0f\n\x07ttft_ms\x18\r \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x0e \x01(\x05\x12\x15\n\routput_tokens\x18\x0f \x01(\x05\x12\x15\n\rfinish_reason\x18\x10 \x01(\t\x12\x0e\n\x06status\x18\x11 \x01(\t\x12\x12\n\nerror_type\x18\x12 \x01(\t\x12\x15\n\rerror_message\x18\x13 \x01(\t\x12\x12\n\nrequest_id\x18\x14 \x01(\t\"\x8f\x01\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x02(\t\x12\x14\n\x0ctelemetry_id\x18\x02 \x02(\t\x12\x12\n\nevent_time\x18\x03 \x02(\x03\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x0e\n\x06rating\x18\x06 \x02(\x05\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
+    b'\n\x1f\x63hatlake/telemetry/events.proto\x12\x12\x63hatlake.telemetry"\xa4\x03\n\x08\x43hatTurn\x12\x14\n\x0ctelemetry_id\x18\x01 \x02(\t\x12\x12\n\nevent_time\x18\x02 \x02(\x03\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x12\n\nturn_index\x18\x05 \x01(\x05\x12\x10\n\x08\x61pp_name\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x14\n\x0cuser_message\x18\n \x01(\t\x12\x19\n\x11\x61ssistant_message\x18\x0b \x01(\t\x12\x18\n\x10response_time_ms\x18\x0c \x01(\x03\x12\x0f\n\x07ttft_ms\x18\r \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x0e \x01(\x05\x12\x15\n\routput_tokens\x18\x0f \x01(\x05\x12\x15\n\rfinish_reason\x18\x10 \x01(\t\x12\x0e\n\x06status\x18\x11 \x01(\t\x12\x12\n\nerror_type\x18\x12 \x01(\t\x12\x15\n\rerror_message\x18\x13 \x01(\t\x12\x12\n\nrequest_id\x18\x14 \x01(\t"\x8f\x01\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x02(\t\x12\x14\n\x0ctelemetry_id\x18\x02 \x02(\t\x12\x12\n\nevent_time\x18\x03 \x02(\x03\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x0e\n\x06rating\x18\x06 \x02(\x05\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t'
+)
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatlake.telemetry.events_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(
+    DESCRIPTOR, "chatlake.telemetry.events_pb2", _globals
+)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_CHATTURN']._serialized_start=56
-  _globals['_CHATTURN']._serialized_end=476
-  _globals['_FEEDBACK']._serialized_start=479
-  _globals['_FEEDBACK']._serialized_end=622
+    DESCRIPTOR._loaded_options = None
+    _globals["_CHATTURN"]._serialized_start = 56
+    _globals["_CHATTURN"]._serialized_end = 476
+    _globals["_FEEDBACK"]._serialized_start = 479
+    _globals["_FEEDBACK"]._serialized_end = 622
 # @@protoc_insertion_point(module_scope)

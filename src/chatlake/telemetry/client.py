@@ -1,0 +1,409 @@
+"""``TelemetryClient``: what a chatbot calls on every turn.
+
+``track()`` appends to a bounded in-memory queue and returns; it never raises
+and never blocks on I/O. When the queue is full the oldest event is dropped
+and counted. A spooler thread moves queued events to the disk spool in small
+batches (encoding, redacting and truncating them on the way); one sender
+thread per table sends spooled events with the official SDK. ``close()`` runs
+at interpreter exit and on SIGTERM, and after ``fork`` the child starts its
+own threads and spool on its first ``track()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from google.protobuf.message import EncodeError, Message
+
+from chatlake.telemetry.config import TelemetryConfig
+from chatlake.telemetry.events import (
+    CHAT_KEY,
+    FEEDBACK_KEY,
+    JSON_FORMAT,
+    ChatTurn,
+    Encoder,
+    Feedback,
+    stream_format_of,
+)
+from chatlake.telemetry.metrics import Counters, PrometheusCollector
+from chatlake.telemetry.redaction import Redactor
+from chatlake.telemetry.sender import Backoff, StreamFactory, TableSender
+from chatlake.telemetry.spool import _ABANDONED, Spool, StreamFormat
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLOSE_TIMEOUT_S = 5.0
+_REPORTED_PROBLEMS: set[str] = set()
+
+
+@dataclass(frozen=True)
+class TelemetryStatus:
+    """``state`` is "delivering", "spooling" or "not configured"."""
+
+    state: str
+    pending: int
+
+
+class TelemetryClient:
+    """Non-blocking chat telemetry; see the module docstring."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig | None = None,
+        *,
+        stream_factory: StreamFactory | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        self.config = config or TelemetryConfig.from_env()
+        self._factory_given = stream_factory
+        self._report_problems()
+        self._reset_state()
+        self._install_exit_hooks(handle_sigterm)
+
+    # ----- the request path -------------------------------------------------
+
+    def track(self, event: object, record: object = None) -> None:
+        """Queues ``event`` (ChatTurn or Feedback) or ``record`` for table ``event``.
+
+        ``record`` may be any protobuf message (a PROTO stream) or a mapping
+        (a JSON stream). Never raises, never waits on I/O.
+        """
+        try:
+            item = (event, record, time.time_ns() // 1000)
+            with self._lock:
+                if not self._started:
+                    self._start()
+                if len(self._queue) >= self.config.queue_size:
+                    self._queue.popleft()
+                    self._dropped_queue += 1
+                self._queue.append(item)
+                self._tracked += 1
+                queued = len(self._queue)
+            if queued >= self.config.batch_records:
+                self._wake.set()
+        except Exception:  # track() must never hurt the app
+            log.exception("telemetry track() failed; the event is lost")
+
+    # ----- draining ------------------------------------------------------------
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Waits until every tracked event is acked; False on timeout or if unsendable.
+
+        Without a usable configuration it waits only until events are spooled.
+        """
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with self._progress:
+            while True:
+                if self._unspooled_count() == 0 and (
+                    not self.config.sendable or self._spool_count() == 0
+                ):
+                    return self.config.sendable
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(min(remaining, 0.5))
+
+    def close(self, timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
+        """Flushes, then stops the threads, all within one deadline. Idempotent.
+
+        Events not acked by the deadline stay in the spool for the next start.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + timeout_s
+        if self._started:
+            self.flush(timeout_s)
+        self._stop_threads(deadline)
+
+    async def aflush(self, timeout_s: float = 10.0) -> bool:
+        """``flush`` for asyncio apps: waits in a worker thread, not the loop."""
+        return await asyncio.to_thread(self.flush, timeout_s)
+
+    async def aclose(self, timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
+        await asyncio.to_thread(self.close, timeout_s)
+
+    # ----- observing -------------------------------------------------------------
+
+    def status(self) -> TelemetryStatus:
+        pending = self._unspooled_count() + self._spool_count()
+        if not self.config.sendable:
+            return TelemetryStatus("not configured", pending)
+        senders = list(self._senders.values())
+        healthy = bool(senders) and all(s.healthy for s in senders)
+        state = "delivering" if pending == 0 or healthy else "spooling"
+        return TelemetryStatus(state, pending)
+
+    def metrics(self) -> dict[str, int | float]:
+        """Counters and gauges; names are listed in ``chatlake.telemetry.metrics``."""
+        values: dict[str, int | float] = self._counters.snapshot()
+        with self._lock:
+            values["tracked"] = self._tracked
+            values["dropped_queue"] = self._dropped_queue
+            values["queue_depth"] = len(self._queue) + self._unspooled
+        depth = self._spool.depth() if self._spool_ready.is_set() else None
+        values["spool_depth"] = depth.events if depth else 0
+        values["spool_bytes"] = depth.payload_bytes if depth else 0
+        oldest = depth.oldest_created_us if depth else None
+        age_s = 0.0 if oldest is None else time.time() - oldest / 1e6
+        values["oldest_event_age_s"] = max(age_s, 0.0)
+        return values
+
+    def register_prometheus(
+        self, registry=None, prefix: str = "chatlake_telemetry"
+    ) -> PrometheusCollector:
+        """Exports ``metrics()`` to a prometheus_client registry (default: global)."""
+        from prometheus_client import REGISTRY
+
+        collector = PrometheusCollector(self.metrics, prefix)
+        (registry or REGISTRY).register(collector)
+        return collector
+
+    # ----- threads -----------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        """Fresh locks, queue and threads: at construction and in a forked child."""
+        self._lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._wake = threading.Event()
+        self._queue: deque[tuple[object, object, int]] = deque()
+        self._unspooled = 0
+        self._tracked = 0
+        self._dropped_queue = 0
+        self._counters = Counters()
+        self._started = False
+        self._closed = False
+        self._stopping = False
+        self._spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
+        self._spool_ready = threading.Event()
+        self._senders: dict[str, TableSender] = {}
+        self._factory = self._factory_given or self._sdk_factory()
+        redactor = (
+            Redactor(self.config.extra_redaction_patterns)
+            if self.config.redaction
+            else None
+        )
+        self._encoder = Encoder(redactor, self.config.message_max_bytes)
+        self._invalid_reported: set[str] = set()
+        self._spooler = threading.Thread(
+            target=self._run_spooler, name="chatlake-telemetry-spooler", daemon=True
+        )
+
+    def _sdk_factory(self) -> StreamFactory:
+        from chatlake.telemetry.sdk import SdkStreamFactory
+
+        return SdkStreamFactory(self.config)
+
+    def _start(self) -> None:
+        """Called under ``_lock`` by the first ``track()``."""
+        self._started = True
+        if self._closed:
+            return
+        self._spooler.start()
+
+    def _run_spooler(self) -> None:
+        try:
+            self._open_spool()
+            while True:
+                self._wake.wait(self.config.flush_interval_s)
+                self._wake.clear()
+                moved = self._spool_queued()
+                if self._stopping and not moved:
+                    return
+        except Exception:
+            log.exception("telemetry spooler stopped by a bug; events stay queued")
+
+    def _open_spool(self) -> None:
+        adopted = self._spool.open()
+        self._counters.add("adopted", adopted)
+        self._spool_ready.set()
+        for key in self._spool.streams():
+            if self._spool.count(key):
+                self._sender_for(key).notify()
+
+    def _spool_queued(self) -> int:
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+            self._unspooled = len(items)
+        try:
+            if items:
+                self._write(items)
+        finally:
+            with self._lock:
+                self._unspooled = 0
+            with self._progress:
+                self._progress.notify_all()
+        return len(items)
+
+    def _write(self, items: list[tuple[object, object, int]]) -> None:
+        grouped: dict[str, tuple[StreamFormat, list[bytes]]] = {}
+        for event, record, tracked_us in items:
+            encoded = self._encode(event, record, tracked_us)
+            if encoded is None:
+                continue
+            key, fmt, payload = encoded
+            grouped.setdefault(key, (fmt, []))[1].append(payload)
+        for key, (fmt, payloads) in grouped.items():
+            dropped = self._spool.add(key, fmt, payloads)
+            self._counters.add("spooled", len(payloads))
+            self._counters.add("dropped_spool", dropped)
+            self._sender_for(key).notify()
+
+    def _encode(
+        self, event: object, record: object, tracked_us: int
+    ) -> tuple[str, StreamFormat, bytes] | None:
+        """(stream key, format, payload), or None for an event that cannot be sent."""
+        try:
+            key, body = _key_and_body(event, record)
+            if isinstance(body, Message):
+                payload = self._encoder.encode_message(body, tracked_us)
+                return key, stream_format_of(body), payload
+            return key, JSON_FORMAT, self._encoder.encode_json(body, tracked_us)
+        except (TypeError, ValueError, EncodeError) as error:
+            self._report_invalid(event, record, error)
+            return None
+
+    def _sender_for(self, key: str) -> TableSender:
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = TableSender(
+                key,
+                self._resolve_table,
+                self._spool,
+                self._factory,
+                self._counters,
+                batch_records=self.config.batch_records,
+                inflight_batches=self.config.inflight_batches,
+                backoff=Backoff(
+                    self.config.backoff_initial_s, self.config.backoff_max_s
+                ),
+                on_progress=self._notify_progress,
+            )
+            self._senders[key] = sender
+            if self.config.sendable and not self._stopping:
+                sender.start()
+        return sender
+
+    def _resolve_table(self, key: str) -> str | None:
+        if key == CHAT_KEY:
+            return self.config.chat_table
+        if key == FEEDBACK_KEY:
+            return self.config.feedback_table
+        return key
+
+    def _notify_progress(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
+
+    def _stop_threads(self, deadline: float) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._spooler.is_alive():
+            self._spooler.join(max(deadline - time.monotonic(), 0))
+        stopped = [
+            sender.stop(deadline - time.monotonic())
+            for sender in list(self._senders.values())
+        ]
+        if self._spool_ready.is_set() and all(stopped) and not self._spooler.is_alive():
+            self._spool.close()
+        elif self._started:
+            log.warning("telemetry threads did not stop in time; spool left open")
+
+    # ----- counting what cannot be counted elsewhere ---------------------------
+
+    def _unspooled_count(self) -> int:
+        with self._lock:
+            return len(self._queue) + self._unspooled
+
+    def _spool_count(self) -> int:
+        return self._spool.count() if self._spool_ready.is_set() else 0
+
+    def _report_invalid(self, event: object, record: object, error: Exception) -> None:
+        self._counters.add("invalid")
+        kind = type(record if record is not None else event).__name__
+        if kind in self._invalid_reported:
+            return
+        self._invalid_reported.add(kind)
+        log.warning(
+            "telemetry discarded a %s event that cannot be sent: %s", kind, error
+        )
+
+    def _report_problems(self) -> None:
+        for problem in self.config.problems:
+            if problem not in _REPORTED_PROBLEMS:
+                _REPORTED_PROBLEMS.add(problem)
+                log.warning("telemetry configuration: %s; events are spooled", problem)
+
+    # ----- process life cycle ----------------------------------------------------
+
+    def _install_exit_hooks(self, handle_sigterm: bool) -> None:
+        ref = weakref.ref(self)
+        atexit.register(_close_ref, ref)
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+        if handle_sigterm and threading.current_thread() is threading.main_thread():
+            _chain_sigterm(ref)
+
+    def _after_fork_in_child(self) -> None:
+        """The parent's threads do not exist here; its spool stays the parent's."""
+        if self._spool_ready.is_set():
+            self._spool.abandon_after_fork()
+        abandon = getattr(self._factory, "abandon", None)
+        if abandon is not None:
+            _ABANDONED.append(abandon())
+        _ABANDONED.extend(self._senders.values())
+        self._reset_state()
+
+
+def _key_and_body(event: object, record: object) -> tuple[str, object]:
+    if record is None:
+        if isinstance(event, ChatTurn):
+            return CHAT_KEY, event
+        if isinstance(event, Feedback):
+            return FEEDBACK_KEY, event
+        raise TypeError("track(event) takes a ChatTurn or Feedback")
+    if not isinstance(event, str):
+        raise TypeError("track(table, record) takes the table name as a string")
+    if isinstance(record, Message | Mapping):
+        return event, record
+    raise TypeError("a record is a protobuf message or a mapping")
+
+
+def _close_ref(ref: weakref.ref[TelemetryClient]) -> None:
+    client = ref()
+    if client is not None:
+        client.close()
+
+
+def _after_fork(ref: weakref.ref[TelemetryClient]) -> None:
+    client = ref()
+    if client is not None:
+        client._after_fork_in_child()
+
+
+def _chain_sigterm(ref: weakref.ref[TelemetryClient]) -> None:
+    """Closes the client on SIGTERM, then does what was there before."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame) -> None:
+        _close_ref(ref)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -1,0 +1,248 @@
+"""The disk spool: encoded events wait here until the server acknowledges them.
+
+Each process writes its own SQLite file in WAL mode (``spool-<pid>-<id>.sqlite3``)
+and holds an exclusive ``flock`` on a sibling ``.lock`` file while it lives. A
+process that dies, even by SIGKILL, releases the lock; the next client to open
+the directory takes the lock, moves the orphan's events into its own spool and
+deletes the orphan. Copying first and deleting second means a crash in between
+can only duplicate events, which the server's dedupe key removes.
+
+Events are keyed by a stream key: a table name, or ``@chat`` / ``@feedback`` for
+the chat tables, resolved to names from the configuration when sending.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    key TEXT PRIMARY KEY,
+    format TEXT NOT NULL,
+    descriptor BLOB
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_key, id);
+"""
+
+# Connections left behind in a forked child: closing them there could
+# checkpoint or delete the parent's WAL, so they are kept alive, unused.
+_ABANDONED: list[object] = []
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """How a stream's records are encoded: ``proto`` with a descriptor, or ``json``."""
+
+    format: str
+    descriptor: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SpoolDepth:
+    events: int
+    payload_bytes: int
+    oldest_created_us: int | None
+
+
+class Spool:
+    """One process's spool file, safe to use from several threads."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.name = f"spool-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = directory / f"{self.name}.sqlite3"
+        self._lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
+        self._bytes = 0
+
+    def open(self) -> int:
+        """Creates this process's file and adopts orphans; returns events adopted."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _hold_lock(self.directory / f"{self.name}.lock")
+        self._db = _connect(self.path)
+        self._db.executescript(_SCHEMA)
+        adopted = sum(self._adopt(orphan) for orphan in self._orphans())
+        self._bytes = self.depth().payload_bytes
+        return adopted
+
+    def add(self, key: str, fmt: StreamFormat, payloads: list[bytes]) -> int:
+        """Stores payloads for ``key``; returns how many old events were dropped."""
+        now_us = time.time_ns() // 1000
+        rows = [(key, p, len(p), now_us) for p in payloads]
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO streams (key, format, descriptor) "
+                "VALUES (?,?,?)",
+                (key, fmt.format, fmt.descriptor),
+            )
+            self._db.executemany(
+                "INSERT INTO events (stream_key, payload, size, created_us) "
+                "VALUES (?,?,?,?)",
+                rows,
+            )
+            self._bytes += sum(len(p) for p in payloads)
+            return self._drop_oldest()
+
+    def pending(self, key: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` events of ``key`` with an id above ``after_id``, in order."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, payload FROM events WHERE stream_key = ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (key, after_id, limit),
+            ).fetchall()
+
+    def delete_through(self, key: str, last_id: int) -> int:
+        """Deletes every event of ``key`` up to ``last_id`` (acked); returns count."""
+        with self._lock, self._db:
+            sizes = self._db.execute(
+                "DELETE FROM events WHERE stream_key = ? AND id <= ? RETURNING size",
+                (key, last_id),
+            ).fetchall()
+            self._bytes -= sum(size for (size,) in sizes)
+            return len(sizes)
+
+    def streams(self) -> dict[str, StreamFormat]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, format, descriptor FROM streams")
+            return {key: StreamFormat(fmt, desc) for key, fmt, desc in rows}
+
+    def count(self, key: str | None = None) -> int:
+        with self._lock:
+            if key is None:
+                return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
+            return self._db.execute(
+                "SELECT count(*) FROM events WHERE stream_key = ?", (key,)
+            ).fetchone()[0]
+
+    def depth(self) -> SpoolDepth:
+        with self._lock:
+            count, size, oldest = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0), min(created_us) FROM events"
+            ).fetchone()
+        return SpoolDepth(count, size, oldest)
+
+    def close(self) -> None:
+        """Closes the file; an empty spool is deleted, a non-empty one stays."""
+        with self._lock:
+            if self._db is None:
+                return
+            empty = self._db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+            self._db.close()
+            self._db = None
+            if empty:
+                _remove_spool_files(self.path)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: forget the parent's file without touching it."""
+        _ABANDONED.append(self._db)
+        if self._lock_fd is not None:
+            # Closing our copy leaves the parent's flock in place.
+            os.close(self._lock_fd)
+        self._db = None
+        self._lock_fd = None
+
+    def _drop_oldest(self) -> int:
+        """Enforces ``max_bytes`` by deleting the oldest events of any stream."""
+        dropped = 0
+        while self._bytes > self.max_bytes:
+            sizes = self._db.execute(
+                "DELETE FROM events WHERE id IN "
+                "(SELECT id FROM events ORDER BY id LIMIT 64) RETURNING size"
+            ).fetchall()
+            if not sizes:
+                break
+            self._bytes -= sum(size for (size,) in sizes)
+            dropped += len(sizes)
+        if dropped:
+            log.warning("telemetry spool full: dropped the %d oldest events", dropped)
+        return dropped
+
+    def _orphans(self) -> list[Path]:
+        mine = self.path.name
+        return sorted(
+            p for p in self.directory.glob("spool-*.sqlite3") if p.name != mine
+        )
+
+    def _adopt(self, orphan: Path) -> int:
+        """Moves an orphan's events here if no live process holds its lock."""
+        lock_path = orphan.with_suffix(".lock")
+        try:
+            fd = _hold_lock(lock_path)
+        except BlockingIOError:
+            return 0  # a live process owns it
+        try:
+            return self._move_from(orphan)
+        except sqlite3.Error as error:
+            log.warning("telemetry spool %s could not be adopted: %s", orphan, error)
+            return 0
+        finally:
+            os.close(fd)
+
+    def _move_from(self, orphan: Path) -> int:
+        if not orphan.exists():
+            return 0  # another process adopted it first
+        uri = f"file:{orphan}?mode=rw"
+        self._db.execute("ATTACH DATABASE ? AS orphan", (uri,))
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO streams SELECT * FROM orphan.streams"
+                )
+                moved = self._db.execute(
+                    "INSERT INTO events (stream_key, payload, size, created_us) "
+                    "SELECT stream_key, payload, size, created_us FROM orphan.events "
+                    "ORDER BY id"
+                ).rowcount
+        finally:
+            self._db.execute("DETACH DATABASE orphan")
+        _remove_spool_files(orphan)
+        log.info("telemetry spool adopted %d events from %s", moved, orphan.name)
+        return moved
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.isolation_level = "DEFERRED"
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives the app crashing, not the OS.
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def _hold_lock(path: Path) -> int:
+    """Opens ``path`` and takes an exclusive flock; raises BlockingIOError if held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _remove_spool_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.with_suffix(".lock").unlink(missing_ok=True)
