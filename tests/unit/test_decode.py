@@ -218,11 +218,11 @@ def test_json_iso_times_and_dates(json_decoder):
         ),
         (
             '{"id": "a", "tiny": 128}',
-            "offset 7: record 0: column 'tiny': 128 is out of range for TINYINT",
+            "offset 7: record 0: column 'tiny': value is out of range for TINYINT (-128 to 127)",
         ),
         (
             '{"id": "a", "small": -32769}',
-            "offset 7: record 0: column 'small': -32769 is out of range for SMALLINT",
+            "offset 7: record 0: column 'small': value is out of range for SMALLINT (-32768 to 32767)",
         ),
         (
             '{"id": "a", "meta": {"x": 1}}',
@@ -264,8 +264,14 @@ def test_proto_missing_required_field_is_refused(proto_decoder):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"tiny": 200}, "column 'tiny': 200 is out of range for TINYINT"),
-        ({"small": -40000}, "column 'small': -40000 is out of range for SMALLINT"),
+        (
+            {"tiny": 200},
+            "column 'tiny': value is out of range for TINYINT (-128 to 127)",
+        ),
+        (
+            {"small": -40000},
+            "column 'small': value is out of range for SMALLINT (-32768 to 32767)",
+        ),
         ({"v": "not json"}, "column 'v': VARIANT value is not valid JSON"),
     ],
 )

@@ -62,10 +62,16 @@ def _range_check(column_type: ColumnType, path: str) -> Convert | None:
 
     def check(value: int) -> int:
         if not low <= value <= high:
-            raise _Bad(path, f"{value} is out of range for {column_type}")
+            raise _out_of_range(path, column_type)
         return value
 
     return check
+
+
+def _out_of_range(path: str, column_type: ColumnType) -> _Bad:
+    # The value itself stays out of the message: errors are logged.
+    low, high = INTEGER_RANGES[column_type.name]
+    return _Bad(path, f"value is out of range for {column_type} ({low} to {high})")
 
 
 def _text_check(path: str) -> Convert:
@@ -257,7 +263,7 @@ def _json_integer(column_type: ColumnType, path: str) -> Convert:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _expect(path, column_type, "an integer", value)
         if not low <= value <= high:
-            raise _Bad(path, f"{value} is out of range for {column_type}")
+            raise _out_of_range(path, column_type)
         return value
 
     return convert

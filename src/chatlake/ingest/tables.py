@@ -1,0 +1,124 @@
+"""What the server knows about a table: columns, storage, stamped and dedupe columns.
+
+Table info comes from the catalog (with the local admin credentials from the
+data directory) and is cached for a short time, so opening a stream does not
+cost a catalog round trip each time (C07).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from chatlake.catalog.errors import CatalogError
+from chatlake.chat_tables import DEDUPE_KEY_PROPERTY, INGESTION_TIME_PROPERTY
+from chatlake.errors import ChatlakeError
+from chatlake.ingest.errors import StreamRefused
+from chatlake.ingest.storage import TableTarget
+from chatlake.types import Column, arrow_schema, column_from_uc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table as a stream needs it."""
+
+    full_name: str
+    columns: tuple[Column, ...]
+    stamped: frozenset[str]
+    target: TableTarget
+
+
+def table_info(info: dict[str, Any]) -> TableInfo:
+    """Build TableInfo from the catalog's UC TableInfo JSON."""
+    full_name = info.get("full_name") or ".".join(
+        info[k] for k in ("catalog_name", "schema_name", "name")
+    )
+    ordered = sorted(info.get("columns") or [], key=lambda c: c.get("position", 0))
+    columns = tuple(column_from_uc(c) for c in ordered)
+    properties = info.get("properties") or {}
+    names = {c.name for c in columns}
+    stamped = frozenset(
+        name for name in (properties.get(INGESTION_TIME_PROPERTY),) if name in names
+    )
+    dedupe_key = properties.get(DEDUPE_KEY_PROPERTY)
+    target = TableTarget(
+        full_name=full_name,
+        location=info["storage_location"],
+        schema=arrow_schema(list(columns)),
+        dedupe_key=dedupe_key if dedupe_key in names else None,
+    )
+    return TableInfo(full_name, columns, stamped, target)
+
+
+class TableDirectory:
+    """Looks tables up in the catalog, caching answers for ``ttl_s`` seconds."""
+
+    def __init__(self, catalog_url: str, data_dir: Path, ttl_s: float) -> None:
+        self.catalog_url = catalog_url
+        self.data_dir = data_dir
+        self.ttl_s = ttl_s
+        self._client = None
+        self._cache: dict[str, tuple[float, TableInfo]] = {}
+
+    def client(self):
+        # Built on first use: admin.json appears when the catalog first starts.
+        if self._client is None:
+            from chatlake.catalog.client import CatalogClient
+
+            self._client = CatalogClient.local_admin(self.catalog_url, self.data_dir)
+        return self._client
+
+    async def get(self, full_name: str) -> TableInfo:
+        cached = self._cache.get(full_name)
+        if cached and time.monotonic() - cached[0] < self.ttl_s:
+            return cached[1]
+        info = await asyncio.to_thread(self._fetch, full_name)
+        self._cache[full_name] = (time.monotonic(), info)
+        return info
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def forget(self, full_name: str) -> None:
+        self._cache.pop(full_name, None)
+
+    def _fetch(self, full_name: str) -> TableInfo:
+        try:
+            return table_info(self.client().get_table(full_name))
+        except CatalogError as error:
+            raise _refusal(full_name, error) from None
+        except (httpx.HTTPError, OSError) as error:
+            log.warning("catalog unreachable looking up %s: %s", full_name, error)
+            raise StreamRefused(
+                grpc.StatusCode.UNAVAILABLE,
+                f"cannot look up table {full_name}: the catalog is unreachable",
+            ) from None
+        except ChatlakeError as error:
+            raise StreamRefused(
+                grpc.StatusCode.UNAVAILABLE,
+                f"cannot look up table {full_name}: {error}",
+            ) from None
+
+
+def _refusal(full_name: str, error: CatalogError) -> StreamRefused:
+    if error.status == 404:
+        return StreamRefused(
+            grpc.StatusCode.NOT_FOUND,
+            f"table {full_name} does not exist in the catalog",
+        )
+    log.warning("catalog refused looking up %s: %s", full_name, error)
+    return StreamRefused(
+        grpc.StatusCode.UNAVAILABLE,
+        f"cannot look up table {full_name}: the catalog answered {error.status}",
+    )
