@@ -171,9 +171,11 @@ class Storage:
             return
         self.wal_root.mkdir(parents=True, exist_ok=True)
         self._running = True
-        if self.settings.durability == "wal":
-            for target in await asyncio.to_thread(_targets_on_disk, self.wal_root):
-                await self._pipeline(target)
+        try:
+            await self._replay_all()
+        except BaseException:
+            await self.stop()
+            raise
         if self.settings.maintenance_interval_s > 0:
             self._maintenance = MaintenanceScheduler(
                 lambda: self.targets,
@@ -181,6 +183,12 @@ class Storage:
                 vacuum_retention_hours=self.settings.vacuum_retention_hours,
             )
             self._maintenance.start()
+
+    async def _replay_all(self) -> None:
+        if self.settings.durability != "wal":
+            return
+        for target in await asyncio.to_thread(_targets_on_disk, self.wal_root):
+            await self._pipeline(target)
 
     async def stop(self) -> None:
         """Commit what is pending, close every log. Safe to call twice."""

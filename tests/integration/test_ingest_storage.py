@@ -1,0 +1,285 @@
+"""Storage end to end on real Delta tables: both durability modes, replay after a
+crash, exactly-once across a crash between commit and segment deletion, dedupe
+across restarts, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import duckdb
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from chatlake.errors import ConfigError
+from chatlake.ingest import wal as wal_module
+from chatlake.ingest.committer import committed_version
+from chatlake.ingest.storage import Storage, StorageSettings, TableTarget
+from chatlake.ingest.storage_errors import StorageClosedError, StorageError, WalError
+
+SCHEMA = pa.schema(
+    [
+        pa.field("telemetry_id", pa.string(), nullable=False),
+        pa.field("ingestion_time", pa.timestamp("us", tz="UTC")),
+        pa.field("user_message", pa.string()),
+    ]
+)
+QUIET = {"maintenance_interval_s": 0}
+
+
+def target(tmp_path, name="t", dedupe_key=None) -> TableTarget:
+    location = (tmp_path / "tables" / name).as_uri()
+    return TableTarget(f"main.chatbot.{name}", location, SCHEMA, dedupe_key)
+
+
+def rows(*ids: str) -> pa.RecordBatch:
+    now = pa.scalar(time.time_ns() // 1000, pa.timestamp("us", tz="UTC"))
+    return pa.record_batch(
+        [
+            pa.array(ids, pa.string()),
+            pa.array([now] * len(ids), pa.timestamp("us", tz="UTC")),
+            pa.array([f"message {i} 😀" for i in ids]),
+        ],
+        schema=SCHEMA,
+    )
+
+
+def sql_ids(tgt: TableTarget) -> list[str]:
+    """Row ids read back through SQL, as the analytics side reads them."""
+    connection = duckdb.connect()
+    connection.register("t", DeltaTable(tgt.location).to_pyarrow_dataset())
+    result = connection.sql("select telemetry_id from t order by telemetry_id")
+    ids = [row[0] for row in result.fetchall()]
+    connection.close()
+    return ids
+
+
+def abandon(storage: Storage) -> None:
+    """Leave storage as a SIGKILL would: no final commit, files and locks let go."""
+    for pipeline in storage._tables.values():
+        pipeline.committer._closing = True
+        pipeline.committer._task.cancel()
+        if pipeline.wal is not None:
+            pipeline.wal.close_file()
+        if pipeline.lock_fd is not None:
+            os.close(pipeline.lock_fd)
+    storage._tables.clear()
+    storage._running = False
+
+
+async def test_wal_mode_lands_concurrent_appends_to_two_tables(tmp_path):
+    storage = Storage(
+        tmp_path / "data", StorageSettings(commit_interval_s=0.05, **QUIET)
+    )
+    first, second = target(tmp_path, "a"), target(tmp_path, "b")
+    await storage.start()
+
+    await asyncio.gather(
+        *(storage.append(first, rows(f"a{i:03d}")) for i in range(100)),
+        *(storage.append(second, rows(f"b{i:03d}", f"c{i:03d}")) for i in range(50)),
+    )
+    await storage.stop()
+
+    assert sql_ids(first) == [f"a{i:03d}" for i in range(100)]
+    assert sql_ids(second) == sorted(
+        [f"b{i:03d}" for i in range(50)] + [f"c{i:03d}" for i in range(50)]
+    )
+
+
+async def test_an_acked_append_is_in_the_wal_before_any_commit(tmp_path):
+    settings = StorageSettings(commit_interval_s=3600, **QUIET)
+    storage = Storage(tmp_path / "data", settings)
+    tgt = target(tmp_path)
+    await storage.start()
+
+    await storage.append(tgt, rows("x1", "x2"))
+
+    assert not DeltaTable.is_deltatable(tgt.location)
+    wal_dir = storage.wal_root / tgt.full_name
+    log = wal_module.WriteAheadLog(wal_dir, segment_bytes=1 << 20, label="peek")
+    records = log.open(committed_seq=-1)
+    log.close_file()
+    assert [r.batch.column("telemetry_id").to_pylist() for r in records] == [
+        ["x1", "x2"]
+    ]
+    await storage.stop()
+    assert sql_ids(tgt) == ["x1", "x2"]
+
+
+async def test_restart_replays_what_the_crash_left_uncommitted(tmp_path):
+    settings = StorageSettings(commit_interval_s=3600, **QUIET)
+    tgt = target(tmp_path)
+    crashed = Storage(tmp_path / "data", settings)
+    await crashed.start()
+    for i in range(10):
+        await crashed.append(tgt, rows(f"r{i}"))
+    abandon(crashed)
+
+    restarted = Storage(tmp_path / "data", settings)
+    await restarted.start()
+
+    assert sql_ids(tgt) == [f"r{i}" for i in range(10)]
+    await restarted.stop()
+    assert sql_ids(tgt) == [f"r{i}" for i in range(10)]
+
+
+async def test_a_crash_after_commit_before_segment_deletion_writes_nothing_twice(
+    tmp_path, monkeypatch
+):
+    settings = StorageSettings(commit_interval_s=3600, wal_segment_bytes=512, **QUIET)
+    tgt = target(tmp_path)
+    crashed = Storage(tmp_path / "data", settings)
+    await crashed.start()
+    for i in range(6):
+        await crashed.append(tgt, rows(f"r{i}"))
+    monkeypatch.setattr(wal_module.WriteAheadLog, "release_through", lambda *a: 0)
+    assert await crashed.flush()
+    await crashed.append(tgt, rows("late"))
+    abandon(crashed)
+    monkeypatch.undo()
+
+    restarted = Storage(tmp_path / "data", settings)
+    await restarted.start()
+    await restarted.stop()
+
+    assert sql_ids(tgt) == sorted(["late"] + [f"r{i}" for i in range(6)])
+    wal_files = list((restarted.wal_root / tgt.full_name).glob("*.wal"))
+    assert len(wal_files) == 1
+
+
+async def test_new_appends_after_replay_continue_the_sequence(tmp_path):
+    settings = StorageSettings(commit_interval_s=3600, **QUIET)
+    tgt = target(tmp_path)
+    first = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("a"))
+    await first.stop()
+    wal_id = _wal_id(first, tgt)
+
+    second = Storage(tmp_path / "data", settings)
+    await second.start()
+    await second.append(tgt, rows("b"))
+    await second.stop()
+
+    assert sql_ids(tgt) == ["a", "b"]
+    assert committed_version(tgt.location, wal_id) == 1
+
+
+async def test_dedupe_keys_survive_a_restart(tmp_path):
+    settings = StorageSettings(commit_interval_s=0.05, **QUIET)
+    tgt = target(tmp_path, dedupe_key="telemetry_id")
+    first = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("t1", "t2"))
+    await first.stop()
+
+    second = Storage(tmp_path / "data", settings)
+    await second.start()
+    await second.append(tgt, rows("t2", "t3", "t3"))
+    await second.stop()
+
+    assert sql_ids(tgt) == ["t1", "t2", "t3"]
+
+
+async def test_commit_mode_acks_after_the_commit_and_shares_commits(tmp_path):
+    storage = Storage(tmp_path / "data", StorageSettings(durability="commit", **QUIET))
+    tgt = target(tmp_path)
+    await storage.start()
+
+    await asyncio.gather(*(storage.append(tgt, rows(f"c{i:02d}")) for i in range(40)))
+
+    assert sql_ids(tgt) == [f"c{i:02d}" for i in range(40)]
+    assert len(DeltaTable(tgt.location).history()) < 40
+    assert not (storage.wal_root / tgt.full_name).exists()
+    await storage.stop()
+
+
+async def test_a_recreated_table_gets_rows_at_its_new_location(tmp_path):
+    storage = Storage(
+        tmp_path / "data", StorageSettings(commit_interval_s=3600, **QUIET)
+    )
+    old = target(tmp_path, "old")
+    new = TableTarget(old.full_name, (tmp_path / "tables" / "new").as_uri(), SCHEMA)
+    await storage.start()
+
+    await storage.append(old, rows("before"))
+    await storage.append(new, rows("after"))
+    await storage.stop()
+
+    assert sql_ids(old) == ["before"]
+    assert sql_ids(new) == ["after"]
+
+
+async def test_append_before_start_or_after_stop_is_refused(tmp_path):
+    storage = Storage(tmp_path / "data", StorageSettings(**QUIET))
+    tgt = target(tmp_path)
+
+    with pytest.raises(StorageClosedError, match=r"main\.chatbot\.t"):
+        await storage.append(tgt, rows("a"))
+    await storage.start()
+    await storage.stop()
+    await storage.stop()
+    with pytest.raises(StorageClosedError, match="not running"):
+        await storage.append(tgt, rows("a"))
+
+
+async def test_two_processes_cannot_share_one_wal_directory(tmp_path):
+    settings = StorageSettings(**QUIET)
+    tgt = target(tmp_path)
+    first = Storage(tmp_path / "data", settings)
+    second = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("a"))
+
+    with pytest.raises(WalError, match="in use by another ingest process"):
+        await second.start()
+
+    with pytest.raises(StorageClosedError):
+        await second.append(tgt, rows("b"))
+    await first.stop()
+    assert sql_ids(tgt) == ["a"]
+
+
+async def test_a_table_name_unfit_for_a_directory_is_refused(tmp_path):
+    storage = Storage(tmp_path / "data", StorageSettings(**QUIET))
+    await storage.start()
+    bad = TableTarget("../../etc", (tmp_path / "x").as_uri(), SCHEMA)
+
+    with pytest.raises(StorageError, match="cannot name a WAL directory"):
+        await storage.append(bad, rows("a"))
+
+    await storage.stop()
+    assert not (tmp_path / "etc").exists()
+
+
+def test_settings_come_from_arguments_then_environment_then_defaults():
+    environ = {"CHATLAKE_COMMIT_INTERVAL_S": "0.5", "CHATLAKE_DURABILITY": "commit"}
+
+    settings = StorageSettings.from_env(environ, durability="wal")
+
+    assert settings.durability == "wal"
+    assert settings.commit_interval_s == 0.5
+    assert settings.commit_bytes == 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"CHATLAKE_DURABILITY": "fsync"}, "durability must be 'wal' or 'commit'"),
+        ({"CHATLAKE_COMMIT_INTERVAL_S": "soon"}, "CHATLAKE_COMMIT_INTERVAL_S='soon'"),
+        ({"CHATLAKE_COMMIT_INTERVAL_S": "0"}, "commit_interval_s must be greater"),
+        ({"CHATLAKE_COMMIT_BYTES": "-5"}, "commit_bytes must be at least 1"),
+        ({"CHATLAKE_MAINTENANCE_INTERVAL_S": "-1"}, "maintenance_interval_s"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(environ, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        StorageSettings.from_env(environ)
+
+
+def _wal_id(storage: Storage, tgt: TableTarget) -> str:
+    meta = json.loads((storage.wal_root / tgt.full_name / "target.json").read_text())
+    return meta["wal_id"]
