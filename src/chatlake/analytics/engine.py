@@ -41,8 +41,8 @@ _DUCKDB_CONFIG = {
 class SqlEngine:
     """Runs read-only Databricks SQL over tables the caller may SELECT from.
 
-    ``source`` is a catalog client (anything with ``get_table``) or a
-    TableResolver; a client is wrapped in a CatalogResolver.
+    ``source`` is a TableResolver, or a catalog client (with ``base_url``,
+    ``client_id`` and ``client_secret``) whose principal must hold SELECT.
     """
 
     def __init__(self, source: Any) -> None:
@@ -92,7 +92,7 @@ def _as_resolver(source: Any) -> TableResolver:
         return source
     from chatlake.analytics.catalog_resolver import CatalogResolver
 
-    return CatalogResolver(source)
+    return CatalogResolver.from_client(source)
 
 
 def _short(table: ResolvedTable) -> str:

@@ -1,9 +1,10 @@
 """Named reports: one Databricks SQL file each in ``reports/``, run by name.
 
-A report names its tables as ``${chat_events}`` and ``${feedback}`` (filled
-with checked three-part names) and its time range as the parameter markers
-``:since`` and ``:until`` (bound by DuckDB, never pasted into the text), so the
-same file also runs on Databricks SQL after the table names are filled in.
+A report names its tables as ``${chat_events}``, ``${feedback}`` or
+``${stream_events}`` (filled with checked three-part names) and its time range
+as the parameter markers ``:since`` and ``:until`` (bound by DuckDB, never
+pasted into the text), so the same file also runs on Databricks SQL after the
+table names are filled in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from chatlake.names import parse_table_name
 
 DEFAULT_CHAT_EVENTS = f"{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}.{CHAT_EVENTS.name}"
 DEFAULT_FEEDBACK = f"{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}.{FEEDBACK.name}"
+# Written by the ingest server (chatlake.ingest.stream_events).
+DEFAULT_STREAM_EVENTS = "system.ingest.stream_events"
 
 # An open range when the caller gives no bound.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,6 +49,7 @@ class ReportTables:
 
     chat_events: str = DEFAULT_CHAT_EVENTS
     feedback: str = DEFAULT_FEEDBACK
+    stream_events: str = DEFAULT_STREAM_EVENTS
 
 
 def list_reports() -> list[Report]:
@@ -73,6 +77,7 @@ def report_sql(report: Report, tables: ReportTables) -> str:
     names = {
         "chat_events": _checked(tables.chat_events, "chat events table"),
         "feedback": _checked(tables.feedback, "feedback table"),
+        "stream_events": _checked(tables.stream_events, "stream events table"),
     }
     return Template(report.sql).substitute(names)
 

@@ -1,0 +1,228 @@
+"""``chatlake sql``, ``chatlake report`` and ``chatlake alerts``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from chatlake import logs
+from chatlake.analytics import output, reports, timerange
+from chatlake.analytics.connect import (
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    EngineSettings,
+    make_engine,
+)
+from chatlake.config import ENV_CATALOG_URL, ENV_DATA_DIR
+
+log = logging.getLogger(__name__)
+
+
+def connection_options(command):
+    """The options every command that reads tables shares."""
+    options = [
+        click.option(
+            "--catalog-url",
+            envvar=ENV_CATALOG_URL,
+            help="Catalog base URL [default: http://127.0.0.1:8080].",
+        ),
+        click.option(
+            "--data-dir",
+            envvar=ENV_DATA_DIR,
+            type=click.Path(file_okay=False),
+            help="Data directory holding the local admin credentials "
+            "[default: ./.chatlake].",
+        ),
+        click.option(
+            "--client-id",
+            envvar=ENV_CLIENT_ID,
+            help="Principal to query as (needs SELECT) [default: local admin].",
+        ),
+        click.option(
+            "--client-secret",
+            envvar=ENV_CLIENT_SECRET,
+            help=f"Secret of --client-id; better given as ${ENV_CLIENT_SECRET}.",
+        ),
+    ]
+    return functools.reduce(lambda c, option: option(c), reversed(options), command)
+
+
+def format_options(command):
+    command = click.option(
+        "--json", "as_json", is_flag=True, help="Same as --format json."
+    )(command)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(output.FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(command)
+
+
+def _engine(catalog_url, data_dir, client_id, client_secret):
+    settings = EngineSettings.resolve(catalog_url, data_dir, client_id, client_secret)
+    return make_engine(settings)
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "-f",
+    "script",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the SQL (one or more statements) from a file; - for stdin.",
+)
+@format_options
+@connection_options
+def sql(query, script, fmt, as_json, **connection):
+    """Run read-only Databricks SQL over catalog tables.
+
+    Tables are three-part names (catalog.schema.table); you need SELECT on each.
+    Writes, settings and file or network functions are refused.
+
+    \b
+    chatlake sql "SELECT model, count(*) FROM main.chatbot.chat_events GROUP BY 1"
+    chatlake sql --file weekly.sql --format csv
+    """
+    if (query is None) == (script is None):
+        raise click.UsageError("give a QUERY or --file, exactly one")
+    text = query if query is not None else script.read()
+    engine = _engine(**connection)
+    results = engine.run_script(text)
+    output.render(results, "json" if as_json else fmt, output.make_console())
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--last", help="Only the last span of time, e.g. 15m, 24h, 7d.")
+@click.option("--since", help="Start of the range (ISO 8601; UTC if no zone).")
+@click.option("--until", help="End of the range, excluded (ISO 8601).")
+@click.option(
+    "--chat-events-table",
+    default=reports.DEFAULT_CHAT_EVENTS,
+    show_default=True,
+    help="The chat events table.",
+)
+@click.option(
+    "--feedback-table",
+    default=reports.DEFAULT_FEEDBACK,
+    show_default=True,
+    help="The feedback table.",
+)
+@click.option(
+    "--stream-events-table",
+    default=reports.DEFAULT_STREAM_EVENTS,
+    show_default=True,
+    help="The ingest server's stream events table.",
+)
+@click.option("--sql", "show_sql", is_flag=True, help="Print the report's SQL only.")
+@format_options
+@connection_options
+def report(name, last, since, until, show_sql, fmt, as_json, **options):
+    """Run a named report, or list the reports when no NAME is given.
+
+    \b
+    chatlake report
+    chatlake report latency --last 24h
+    chatlake report feedback_by_model --since 2026-12-01 --json
+    """
+    fmt = "json" if as_json else fmt
+    if name is None:
+        _list_reports(fmt)
+        return
+    tables = reports.ReportTables(
+        options.pop("chat_events_table"),
+        options.pop("feedback_table"),
+        options.pop("stream_events_table"),
+    )
+    if show_sql:
+        click.echo(reports.report_sql(reports.get_report(name), tables))
+        return
+    start, end = timerange.window(since, until, last)
+    result = reports.run_report(
+        _engine(**options), name, tables=tables, since=start, until=end
+    )
+    output.render([result], fmt, output.make_console())
+
+
+def _list_reports(fmt: str) -> None:
+    import pyarrow as pa
+
+    found = reports.list_reports()
+    listing = pa.table(
+        {
+            "name": [r.name for r in found],
+            "title": [r.title for r in found],
+            "description": [r.description for r in found],
+        }
+    )
+    output.render([listing], fmt, output.make_console())
+
+
+@click.group()
+def alerts():
+    """Evaluate alert rules: error rate, latency, thumbs-down ratio, metrics."""
+
+
+@alerts.command("check")
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The alert rules file (TOML).",
+)
+@format_options
+@connection_options
+def alerts_check(rules_path, fmt, as_json, **connection):
+    """Evaluate every rule once and print its value and state.
+
+    Exits with status 1 when any rule fires, so a cron job or CI can react.
+    Sends no webhook.
+    """
+    from chatlake.analytics import alerts as alerting
+
+    rules = alerting.load_rules(Path(rules_path))
+    evaluator = alerting.Evaluator(_engine(**connection), rules)
+    results = evaluator.evaluate()
+    output.render(
+        [alerting.results_table(results)],
+        "json" if as_json else fmt,
+        output.make_console(),
+    )
+    if any(result.firing for result in results):
+        sys.exit(1)
+
+
+@alerts.command("run")
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The alert rules file (TOML).",
+)
+@click.option("--once", is_flag=True, help="Evaluate once, notify, and exit.")
+@connection_options
+def alerts_run(rules_path, once, **connection):
+    """Evaluate the rules on their schedule until stopped (Ctrl-C or SIGTERM).
+
+    A rule that starts firing logs a WARNING line and, when the rules file
+    names a webhook_url, POSTs JSON to it; so does a rule that resolves.
+    """
+    from chatlake.analytics import alerts as alerting
+
+    logs.configure()
+    rules = alerting.load_rules(Path(rules_path))
+    monitor = alerting.Monitor(alerting.Evaluator(_engine(**connection), rules))
+    if once:
+        monitor.step()
+        return
+    alerting.run_until_signalled(monitor)
