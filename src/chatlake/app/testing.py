@@ -1,0 +1,163 @@
+"""Helpers for the app's tests and benchmark: servers on loopback, child processes.
+
+Kept in the package so the tests, the browser tests and benchmarks/ share one
+copy. Nothing here is used by the app itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for children that need one up front."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "it"):
+    """Polls ``predicate`` until it returns something truthy, or raises TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class ServerThread:
+    """An ASGI app under uvicorn on 127.0.0.1 with a port chosen by the kernel."""
+
+    def __init__(self, app) -> None:
+        config = uvicorn.Config(app, host=LOOPBACK, port=0, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        wait_until(lambda: self._server.started, 20, what="uvicorn to start")
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+class ChildProcess:
+    """A `python -m chatlake ...` child with its output in a log file."""
+
+    def __init__(
+        self, args: list[str], log_path: Path, env: dict | None = None
+    ) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chatlake", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def wait_http(self, url: str, timeout_s: float = 60) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"process exited early; log:\n{self.log()}")
+            return _http_ok(url)
+
+        wait_until(ready, timeout_s, interval_s=0.1, what=url)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout_s: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._log.close()
+        return self.process.returncode
+
+
+def scripted_model(inner, hang_s: float = 30.0):
+    """Wraps the demo model's ASGI app to misbehave on cue, for error-path tests.
+
+    A last user message containing ``[fail]`` gets HTTP 500, ``[fail-once]`` gets
+    500 the first time that exact text is seen, ``[hang]`` waits ``hang_s``
+    before answering. Everything else reaches the demo model unchanged.
+    """
+    import asyncio
+    import json
+
+    from fastapi.responses import JSONResponse
+
+    seen: set[str] = set()
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            return await inner(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        question = _last_question(json.loads(body or b"{}"))
+        failing = "[fail]" in question
+        if "[fail-once]" in question and question not in seen:
+            seen.add(question)
+            failing = True
+        if failing:
+            error = {"error": {"message": "scripted failure", "type": "server_error"}}
+            return await JSONResponse(error, status_code=500)(scope, receive, send)
+        if "[hang]" in question:
+            await asyncio.sleep(hang_s)
+
+        replayed = False
+
+        async def replay():
+            # The body once, then the real channel (which reports the disconnect).
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await inner(scope, replay, send)
+
+    return app
+
+
+def _last_question(body: dict) -> str:
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
