@@ -128,7 +128,8 @@ class TableSender:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(max(timeout_s, 0))
+        if self._thread.ident is not None:
+            self._thread.join(max(timeout_s, 0))
         return not self._thread.is_alive()
 
     def _run(self) -> None:

@@ -45,6 +45,8 @@ CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_key, id);
 # checkpoint or delete the parent's WAL, so they are kept alive, unused.
 _ABANDONED: list[object] = []
 
+DROP_REPORT_INTERVAL_S = 60.0
+
 
 @dataclass(frozen=True)
 class StreamFormat:
@@ -73,6 +75,8 @@ class Spool:
         self._lock_fd: int | None = None
         self._db: sqlite3.Connection | None = None
         self._bytes = 0
+        self._dropped_unreported = 0
+        self._last_drop_report = -DROP_REPORT_INTERVAL_S
 
     def open(self) -> int:
         """Creates this process's file and adopts orphans; returns events adopted."""
@@ -165,19 +169,32 @@ class Spool:
 
     def _drop_oldest(self) -> int:
         """Enforces ``max_bytes`` by deleting the oldest events of any stream."""
-        dropped = 0
-        while self._bytes > self.max_bytes:
-            sizes = self._db.execute(
-                "DELETE FROM events WHERE id IN "
-                "(SELECT id FROM events ORDER BY id LIMIT 64) RETURNING size"
-            ).fetchall()
-            if not sizes:
+        excess = self._bytes - self.max_bytes
+        if excess <= 0:
+            return 0
+        freed, dropped, last_id = 0, 0, None
+        for row_id, size in self._db.execute("SELECT id, size FROM events ORDER BY id"):
+            freed, dropped, last_id = freed + size, dropped + 1, row_id
+            if freed >= excess:
                 break
-            self._bytes -= sum(size for (size,) in sizes)
-            dropped += len(sizes)
-        if dropped:
-            log.warning("telemetry spool full: dropped the %d oldest events", dropped)
+        self._db.execute("DELETE FROM events WHERE id <= ?", (last_id,))
+        self._bytes -= freed
+        self._report_drop(dropped)
         return dropped
+
+    def _report_drop(self, dropped: int) -> None:
+        """One warning a minute at most, so an overload does not flood the log."""
+        self._dropped_unreported += dropped
+        now = time.monotonic()
+        if now - self._last_drop_report < DROP_REPORT_INTERVAL_S:
+            return
+        log.warning(
+            "telemetry spool full (%d bytes): dropped the %d oldest events",
+            self.max_bytes,
+            self._dropped_unreported,
+        )
+        self._dropped_unreported = 0
+        self._last_drop_report = now
 
     def _orphans(self) -> list[Path]:
         mine = self.path.name
