@@ -28,7 +28,7 @@ DEMO_MODEL_ID = "chatlake-demo"
 DEMO_MODEL_LABEL = "offline demo model"
 MAX_STOP_SEQUENCES = 4
 
-_TOKEN = re.compile(r"\s*\S+")
+_TOKEN = re.compile(r"\s*\S+|\s+")
 
 
 @dataclass(frozen=True)

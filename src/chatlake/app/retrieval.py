@@ -43,7 +43,7 @@ def tokenize(text: str) -> list[str]:
 
 def stem(word: str) -> str:
     """A crude English stemmer: enough that "starting" finds "start"."""
-    for suffix in ("ing", "ed", "es", "s"):
+    for suffix in ("ing", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
     return word

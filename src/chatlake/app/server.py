@@ -44,12 +44,13 @@ class AppParts:
     service: ChatService
 
 
-def build_parts(data_dir: str | None = None) -> AppParts:
+def build_parts(data_dir: str | None = None, handle_sigterm: bool = True) -> AppParts:
     """Settings, store, model client and telemetry, all from the environment."""
     settings = AppSettings.from_env(data_dir)
     model = ModelSettings.from_env()
     store = ConversationStore(settings.store_path)
-    service = ChatService(store, ModelClient(model), TelemetrySink.from_env(), settings)
+    telemetry = TelemetrySink.from_env(handle_sigterm)
+    service = ChatService(store, ModelClient(model), telemetry, settings)
     return AppParts(settings, model, service)
 
 

@@ -40,11 +40,17 @@ class TelemetrySink:
         self._warned = False
 
     @classmethod
-    def from_env(cls) -> TelemetrySink:
+    def from_env(cls, handle_sigterm: bool = True) -> TelemetrySink:
+        """A sink from the ZEROBUS_* / DATABRICKS_* settings of the environment.
+
+        Under gunicorn, pass ``handle_sigterm=False``: the worker's own exit hook
+        closes the sink instead.
+        """
         try:
             from chatlake.telemetry import TelemetryClient, TelemetryConfig
 
-            client = TelemetryClient(TelemetryConfig.from_env())
+            config = TelemetryConfig.from_env()
+            client = TelemetryClient(config, handle_sigterm=handle_sigterm)
         except Exception as error:  # noqa: BLE001 - the app must start regardless
             logger.warning("telemetry disabled: %s", error)
             return cls(None)

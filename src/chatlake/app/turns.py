@@ -53,8 +53,9 @@ class ChatService:
         self.settings = settings
         self._pool = ThreadPoolExecutor(MAX_CONCURRENT_TURNS, thread_name_prefix="turn")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+    def close(self, wait: bool = True) -> None:
+        """Stops taking turns; ``wait`` lets running turns finish and be tracked."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def begin(self, user_id: str, conversation_id: str | None, question: str) -> Turn:
         """Records the question (in a new conversation when none is given)."""

@@ -22,6 +22,7 @@ class GunicornServer(BaseApplication):
             "preload_app": False,
             # One shared control socket in $HOME would make two apps collide.
             "control_socket_disable": True,
+            "worker_exit": _close_worker_parts,
         }
         self._data_dir = data_dir
         super().__init__()
@@ -33,4 +34,18 @@ class GunicornServer(BaseApplication):
     def load(self):
         from chatlake.app.server import build_parts, create_app
 
-        return create_app(build_parts(self._data_dir)).server
+        parts = build_parts(self._data_dir, handle_sigterm=False)
+        _WORKER_PARTS.append(parts)
+        return create_app(parts).server
+
+
+# The parts this worker process built, so its exit hook can drain telemetry.
+_WORKER_PARTS: list = []
+
+
+def _close_worker_parts(server, worker) -> None:
+    for parts in _WORKER_PARTS:
+        # gunicorn kills a worker after graceful_timeout: leave unfinished turns
+        # (the next start marks them interrupted) and spend the time on telemetry.
+        parts.service.close(wait=False)
+        parts.service.telemetry.close()
