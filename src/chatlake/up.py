@@ -30,6 +30,7 @@ import click
 import httpx
 
 from chatlake import config, logs
+from chatlake.app import up_parts
 from chatlake.errors import ChatlakeError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ POLL_INTERVAL_S = 0.1
 # One --<name>-port flag per part: name -> default port.
 PORTS: dict[str, int] = {
     "catalog": config.DEFAULT_CATALOG_PORT,
+    "model": config.DEFAULT_MODEL_PORT,
+    "app": config.DEFAULT_APP_PORT,
 }
 
 
@@ -98,7 +101,11 @@ def catalog_service(ctx: UpContext) -> Service:
 
 # Started in this order. The bootstrap runs between the two lists.
 BEFORE_BOOTSTRAP: list[Callable[[UpContext], Service]] = [catalog_service]
-AFTER_BOOTSTRAP: list[Callable[[UpContext], Service]] = []
+# A builder may return None for a part that is not needed this time.
+AFTER_BOOTSTRAP: list[Callable[[UpContext], Service | None]] = [
+    up_parts.model_service,
+    up_parts.app_service,
+]
 
 
 def app_env(ctx: UpContext, client_id: str, client_secret: str) -> dict[str, str]:
@@ -113,6 +120,7 @@ def app_env(ctx: UpContext, client_id: str, client_secret: str) -> dict[str, str
         "ZEROBUS_TABLE": f"{schema}.chat_events",
         "CHATLAKE_FEEDBACK_TABLE": f"{schema}.feedback",
         "CHATLAKE_DATA_DIR": str(ctx.data_dir),
+        **up_parts.model_env(ctx),
     }
 
 
@@ -277,8 +285,11 @@ def run(ctx: UpContext) -> int:
             supervisor.start(started[-1])
         bootstrap(ctx)
         for builder in AFTER_BOOTSTRAP:
-            started.append(builder(ctx))
-            supervisor.start(started[-1])
+            service = builder(ctx)
+            if service is None:  # a part not needed here, e.g. the demo model
+                continue
+            started.append(service)
+            supervisor.start(service)
         _summary(ctx, started)
         return supervisor.watch()
     finally:
