@@ -1,117 +1,74 @@
-"""Resolving tables through the catalog's REST API with the caller's credentials.
+"""Resolving tables through the catalog, with the caller's own credentials.
 
-For each table the resolver asks the token endpoint for exactly USE CATALOG,
-USE SCHEMA and SELECT on it; the catalog refuses when the caller does not hold
-them, so the check is the catalog's own. The same narrow token then reads the
-table's info (storage location and columns).
+For each table the resolver asks the catalog's token endpoint for a token
+holding exactly USE CATALOG, USE SCHEMA and SELECT on it. The catalog refuses
+when the caller lacks any of them, so the access check is the catalog's own.
+Then it reads the table's info (storage location and columns).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from typing import Any
 
-import httpx
-
 from chatlake.analytics.errors import TableAccessError
 from chatlake.analytics.resolver import ResolvedTable
+from chatlake.catalog.errors import CatalogError
 from chatlake.errors import TypeSpecError
 from chatlake.types import arrow_schema, column_from_uc
 
 log = logging.getLogger(__name__)
 
-UC_API = "/api/2.1/unity-catalog"
-TOKEN_PATH = "/oidc/v1/token"
-DEFAULT_TIMEOUT_S = 10.0
-# A token is reused until this long before it expires.
-TOKEN_MARGIN_S = 30.0
+# A granted SELECT is trusted this long before the catalog is asked again, so a
+# dashboard refresh does not mint a token per chart; a revoke takes this long.
+SELECT_CHECK_TTL_S = 30.0
 
 
 class CatalogResolver:
-    """Tables the principal ``client_id`` may SELECT from, found in the catalog."""
+    """Tables that the client's principal may SELECT from, found in its catalog.
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._auth = (client_id, client_secret)
-        self._http = httpx.Client(base_url=self._base_url, timeout=timeout_s)
-        self._tokens: dict[str, tuple[str, float]] = {}
+    ``client`` is a chatlake.catalog.client.CatalogClient (or anything with
+    ``token(authorization_details)`` and ``get_table(full_name)``).
+    """
+
+    def __init__(self, client: Any, *, check_ttl_s: float = SELECT_CHECK_TTL_S):
+        self.client = client
+        self._check_ttl_s = check_ttl_s
+        self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_client(cls, client: Any) -> CatalogResolver:
-        """A resolver with the base URL and credentials of a CatalogClient."""
-        try:
-            return cls(client.base_url, client.client_id, client.client_secret)
-        except AttributeError as missing:
-            raise TypeError(
-                f"SqlEngine needs a TableResolver or a catalog client with "
-                f"base_url, client_id and client_secret: {missing}"
-            ) from None
-
     def resolve(self, full_name: str) -> ResolvedTable:
-        token = self._select_token(full_name)
-        info = self._get(f"{UC_API}/tables/{full_name}", token, full_name)
+        self._check_select(full_name)
+        try:
+            info = self.client.get_table(full_name)
+        except CatalogError as error:
+            raise TableAccessError(f"table {full_name}: {error}") from None
         location = info.get("storage_location")
         if not location:
             raise TableAccessError(f"table {full_name} has no storage location")
         return ResolvedTable(full_name, location, _schema(info, full_name))
 
     def close(self) -> None:
-        self._http.close()
+        self.client.close()
 
-    def _select_token(self, full_name: str) -> str:
+    def _check_select(self, full_name: str) -> None:
         with self._lock:
-            cached = self._tokens.get(full_name)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        token, lifetime_s = self._request_token(full_name)
-        with self._lock:
-            expires = time.monotonic() + max(lifetime_s - TOKEN_MARGIN_S, 0.0)
-            self._tokens[full_name] = (token, expires)
-        return token
-
-    def _request_token(self, full_name: str) -> tuple[str, float]:
-        form = {
-            "grant_type": "client_credentials",
-            "scope": "all-apis",
-            "authorization_details": json.dumps(_select_details(full_name)),
-        }
-        response = self._send("POST", TOKEN_PATH, full_name, data=form, auth=self._auth)
-        if response.status_code != 200:
-            raise TableAccessError(
-                f"no SELECT access to table {full_name}: {_reason(response)}"
-            )
-        body = response.json()
-        return body["access_token"], float(body.get("expires_in", 0))
-
-    def _get(self, path: str, token: str, full_name: str) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        response = self._send("GET", path, full_name, headers=headers)
-        if response.status_code != 200:
-            raise TableAccessError(f"table {full_name}: {_reason(response)}")
-        return response.json()
-
-    def _send(self, method: str, path: str, full_name: str, **kwargs) -> httpx.Response:
+            if self._checked.get(full_name, 0.0) > time.monotonic():
+                return
         try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as error:
+            self.client.token(select_details(full_name))
+        except CatalogError as error:
             raise TableAccessError(
-                f"cannot reach the catalog at {self._base_url} to resolve "
-                f"{full_name}: {error}"
-            ) from error
+                f"no SELECT access to table {full_name}: {error}"
+            ) from None
+        with self._lock:
+            self._checked[full_name] = time.monotonic() + self._check_ttl_s
 
 
-def _select_details(full_name: str) -> list[dict[str, Any]]:
+def select_details(full_name: str) -> list[dict[str, Any]]:
+    """The token request for reading one table, in Unity Catalog's format."""
     catalog, schema, _ = full_name.split(".")
     wanted = [
         ("CATALOG", catalog, "USE CATALOG"),
@@ -135,12 +92,3 @@ def _schema(info: dict[str, Any], full_name: str):
     except TypeSpecError as error:
         log.warning("table %s: cannot map its columns to Arrow: %s", full_name, error)
         return None
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    message = body.get("error_description") or body.get("message") or body.get("error")
-    return f"{message} (HTTP {response.status_code})"

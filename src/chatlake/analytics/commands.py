@@ -94,9 +94,9 @@ def sql(query, script, fmt, as_json, **connection):
     if (query is None) == (script is None):
         raise click.UsageError("give a QUERY or --file, exactly one")
     text = query if query is not None else script.read()
-    engine = _engine(**connection)
-    results = engine.run_script(text)
-    output.render(results, "json" if as_json else fmt, output.make_console())
+    with _engine(**connection) as engine:
+        results = engine.run_script(text)
+    output.render(results, "json" if as_json else fmt)
 
 
 @click.command()
@@ -146,10 +146,9 @@ def report(name, last, since, until, show_sql, fmt, as_json, **options):
         click.echo(reports.report_sql(reports.get_report(name), tables))
         return
     start, end = timerange.window(since, until, last)
-    result = reports.run_report(
-        _engine(**options), name, tables=tables, since=start, until=end
-    )
-    output.render([result], fmt, output.make_console())
+    with _engine(**options) as engine:
+        result = reports.run_report(engine, name, tables=tables, since=start, until=end)
+    output.render([result], fmt)
 
 
 def _list_reports(fmt: str) -> None:
@@ -163,7 +162,7 @@ def _list_reports(fmt: str) -> None:
             "description": [r.description for r in found],
         }
     )
-    output.render([listing], fmt, output.make_console())
+    output.render([listing], fmt)
 
 
 @click.group()
@@ -190,13 +189,9 @@ def alerts_check(rules_path, fmt, as_json, **connection):
     from chatlake.analytics import alerts as alerting
 
     rules = alerting.load_rules(Path(rules_path))
-    evaluator = alerting.Evaluator(_engine(**connection), rules)
-    results = evaluator.evaluate()
-    output.render(
-        [alerting.results_table(results)],
-        "json" if as_json else fmt,
-        output.make_console(),
-    )
+    with _engine(**connection) as engine:
+        results = alerting.Evaluator(engine, rules).evaluate()
+    output.render([alerting.results_table(results)], "json" if as_json else fmt)
     if any(result.firing for result in results):
         sys.exit(1)
 
@@ -221,8 +216,9 @@ def alerts_run(rules_path, once, **connection):
 
     logs.configure()
     rules = alerting.load_rules(Path(rules_path))
-    monitor = alerting.Monitor(alerting.Evaluator(_engine(**connection), rules))
-    if once:
-        monitor.step()
-        return
-    alerting.run_until_signalled(monitor)
+    with _engine(**connection) as engine:
+        monitor = alerting.Monitor(alerting.Evaluator(engine, rules))
+        if once:
+            monitor.step()
+            return
+        alerting.run_until_signalled(monitor)

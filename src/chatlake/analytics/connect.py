@@ -16,6 +16,7 @@ from chatlake import config
 from chatlake.analytics.catalog_resolver import CatalogResolver
 from chatlake.analytics.engine import SqlEngine
 from chatlake.analytics.errors import AnalyticsError
+from chatlake.catalog.client import CatalogClient
 
 ENV_CLIENT_ID = "CHATLAKE_SQL_CLIENT_ID"
 ENV_CLIENT_SECRET = "CHATLAKE_SQL_CLIENT_SECRET"
@@ -49,10 +50,10 @@ class EngineSettings:
 
 
 def make_engine(settings: EngineSettings) -> SqlEngine:
-    resolver = CatalogResolver(
+    client = CatalogClient(
         settings.catalog_url, settings.client_id, settings.client_secret
     )
-    return SqlEngine(resolver)
+    return SqlEngine(CatalogResolver(client), owns_source=True)
 
 
 def _local_admin(data_dir: Path) -> tuple[str, str]:

@@ -41,12 +41,25 @@ _DUCKDB_CONFIG = {
 class SqlEngine:
     """Runs read-only Databricks SQL over tables the caller may SELECT from.
 
-    ``source`` is a TableResolver, or a catalog client (with ``base_url``,
-    ``client_id`` and ``client_secret``) whose principal must hold SELECT.
+    ``source`` is a TableResolver, or a CatalogClient whose principal must hold
+    SELECT on each table a query reads.
     """
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, *, owns_source: bool = False) -> None:
         self._resolver = _as_resolver(source)
+        self._owns_source = owns_source
+
+    def close(self) -> None:
+        """Close the resolver's connections if this engine was given ownership."""
+        close = getattr(self._resolver, "close", None)
+        if self._owns_source and close is not None:
+            close()
+
+    def __enter__(self) -> SqlEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """The result of one SELECT statement as an Arrow table."""
@@ -92,7 +105,7 @@ def _as_resolver(source: Any) -> TableResolver:
         return source
     from chatlake.analytics.catalog_resolver import CatalogResolver
 
-    return CatalogResolver.from_client(source)
+    return CatalogResolver(source)
 
 
 def _short(table: ResolvedTable) -> str:

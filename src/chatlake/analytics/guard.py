@@ -154,11 +154,18 @@ def _refuse_by_tokens(sql: str) -> None:
 def _check_root(statement: exp.Expression) -> None:
     if isinstance(statement, exp.Query | exp.Subquery):
         return
+    word = _statement_word(statement)
     if isinstance(statement, exp.Command):
-        kind = str(statement.this).upper()
-    else:
-        kind = _FORBIDDEN_NODES.get(type(statement)) or _statement_word(statement)
-    raise ReadOnlyError(f"only SELECT queries are allowed; refused {kind}")
+        word = str(statement.this).upper()
+    kind = _FORBIDDEN_NODES.get(type(statement))
+    if kind is None and word not in _FORBIDDEN_WORDS and _is_bare(statement):
+        # A lone word or expression (``SELEC``): a typo, not a statement.
+        raise SqlSyntaxError(f"SQL syntax error: expected a query, got {word!r}")
+    raise ReadOnlyError(f"only SELECT queries are allowed; refused {kind or word}")
+
+
+def _is_bare(statement: exp.Expression) -> bool:
+    return isinstance(statement, exp.Condition | exp.Alias | exp.Identifier)
 
 
 def _check_node(node: exp.Expression) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
 
+import click
 import pyarrow as pa
 from rich import box
 from rich.console import Console
@@ -21,23 +23,24 @@ FORMATS = ("table", "csv", "json")
 _PIPE_WIDTH = 10_000
 
 
-def render(results: list[pa.Table], fmt: Format, console: Console) -> None:
-    """Print each result in ``fmt``; several JSON results become one array each."""
+def render(results: list[pa.Table], fmt: Format) -> None:
+    """Print each result on stdout in ``fmt``; JSON gives one array per line."""
+    console = make_console() if fmt == "table" else None
     for index, result in enumerate(results):
         if fmt == "json":
-            console.out(to_json(result), highlight=False, soft_wrap=True)
+            click.echo(to_json(result))
         elif fmt == "csv":
-            console.out(to_csv(result), end="", highlight=False, soft_wrap=True)
+            click.echo(to_csv(result), nl=False)
         else:
             if index:
                 console.out("")
-            console.print(to_rich(result), soft_wrap=True)
+            console.print(to_rich(result))
 
 
-def make_console(file=None) -> Console:
-    console = Console(file=file, highlight=False)
+def make_console() -> Console:
+    console = Console(file=sys.stdout, highlight=False)
     if not console.is_terminal:
-        console = Console(file=file, highlight=False, width=_PIPE_WIDTH)
+        console = Console(file=sys.stdout, highlight=False, width=_PIPE_WIDTH)
     return console
 
 
