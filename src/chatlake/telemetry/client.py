@@ -43,6 +43,8 @@ from chatlake.telemetry.spool import _ABANDONED, Spool, StreamFormat
 log = logging.getLogger(__name__)
 
 DEFAULT_CLOSE_TIMEOUT_S = 5.0
+# The part of close()'s deadline kept for stopping threads after flushing.
+STOP_RESERVE_S = 1.0
 _REPORTED_PROBLEMS: set[str] = set()
 
 
@@ -125,7 +127,7 @@ class TelemetryClient:
             self._closed = True
         deadline = time.monotonic() + timeout_s
         if self._started:
-            self.flush(timeout_s)
+            self.flush(timeout_s - min(STOP_RESERVE_S, timeout_s / 5))
         self._stop_threads(deadline)
 
     async def aflush(self, timeout_s: float = 10.0) -> bool:
