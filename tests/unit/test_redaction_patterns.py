@@ -72,7 +72,9 @@ def test_several_kinds_in_one_message(redact):
 
 def test_extra_patterns_are_applied_with_their_own_placeholder():
     redactor = Redactor([("order", r"\bORD-\d{6}\b")])
-    assert redactor.redact("ticket ORD-123456 for a@b.io") == "ticket [ORDER] for [EMAIL]"
+    assert (
+        redactor.redact("ticket ORD-123456 for a@b.io") == "ticket [ORDER] for [EMAIL]"
+    )
 
 
 def test_luhn():

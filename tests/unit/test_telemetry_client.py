@@ -194,11 +194,11 @@ def test_open_failures_are_retried_with_backoff(client, factory):
     assert client.metrics()["retried"] == 3
 
 
-def test_terminal_error_is_logged_once_counted_and_events_kept(
-    client, factory, caplog
-):
+def test_terminal_error_is_logged_once_counted_and_events_kept(client, factory, caplog):
     caplog.set_level(logging.ERROR, logger="chatlake.telemetry")
-    refused = SendError("Permission denied: no MODIFY on main.chatbot.chat_events", True)
+    refused = SendError(
+        "Permission denied: no MODIFY on main.chatbot.chat_events", True
+    )
     factory.open_failures = [refused] * 4
     client.track(new_chat_turn(telemetry_id="kept"))
     wait_until(lambda: client.metrics()["terminal_errors"] == 4)
@@ -229,12 +229,10 @@ def test_flush_times_out_while_the_server_does_not_ack(client, factory):
     started = time.monotonic()
     assert client.flush(0.3) is False
     assert 0.3 <= time.monotonic() - started < 2
-    assert client.status() .pending == 1
+    assert client.status().pending == 1
 
 
-def test_close_keeps_one_deadline_and_leaves_unacked_events_spooled(
-    tmp_path, factory
-):
+def test_close_keeps_one_deadline_and_leaves_unacked_events_spooled(tmp_path, factory):
     factory.acking = False
     config = make_config(tmp_path)
     client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)

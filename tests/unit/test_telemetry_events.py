@@ -7,12 +7,12 @@ import time
 import uuid
 
 import pytest
+from google.protobuf import descriptor_pb2
 
 from chatlake.telemetry import TurnTimer, new_chat_turn, new_feedback
 from chatlake.telemetry.events import Encoder, file_descriptor_bytes
 from chatlake.telemetry.events_pb2 import ChatTurn, Feedback
 from chatlake.telemetry.redaction import Redactor
-from google.protobuf import descriptor_pb2
 
 
 def test_new_chat_turn_fills_id_time_and_status():
@@ -25,7 +25,11 @@ def test_new_chat_turn_fills_id_time_and_status():
 
 def test_new_feedback_checks_the_rating():
     rating = new_feedback("turn-1", -1, comment="wrong")
-    assert (rating.telemetry_id, rating.rating, rating.comment) == ("turn-1", -1, "wrong")
+    assert (rating.telemetry_id, rating.rating, rating.comment) == (
+        "turn-1",
+        -1,
+        "wrong",
+    )
     assert uuid.UUID(rating.feedback_id)
     with pytest.raises(ValueError, match="rating must be \\+1 or -1, got 5"):
         new_feedback("turn-1", 5)

@@ -28,8 +28,7 @@ def expected_fields(spec):
 
 def actual_fields(descriptor):
     return [
-        (f.name, PROTO_TYPE_NAMES[f.type], f.is_required)
-        for f in descriptor.fields
+        (f.name, PROTO_TYPE_NAMES[f.type], f.is_required) for f in descriptor.fields
     ]
 
 
