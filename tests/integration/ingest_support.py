@@ -131,3 +131,8 @@ def sql(query: str, **tables: str):
 
 def local_path(location: str) -> Path:
     return Path(location.removeprefix("file://"))
+
+
+def settle(running: RunningIngest) -> None:
+    """Commit everything the server has acked, so the table shows it now."""
+    assert running.call(running.server.storage.flush()) is True

@@ -92,6 +92,7 @@ class Stream:
         self.peer = context.peer()
         self.stream_id = ""
         self.table: TableInfo | None = None
+        self.table_name = ""
         self.record_type = ""
         self.decoder: Decoder | None = None
         self.started = time.monotonic()
@@ -130,7 +131,7 @@ class Stream:
 
     @property
     def _name(self) -> str:
-        return self.table.full_name if self.table else "-"
+        return self.table_name or "-"
 
     # ------------------------------------------------------------ creation
 
@@ -145,7 +146,7 @@ class Stream:
                 f"{request.WhichOneof('payload') or 'an empty message'}"
             )
         create = request.create_stream
-        table_name = self._table_name(create)
+        table_name = self.table_name = self._table_name(create)
         self._check_record_type(create, table_name)
         metadata = {k.lower(): v for k, v in self.context.invocation_metadata() or ()}
         self._check_header(metadata, table_name)
@@ -374,7 +375,7 @@ class Stream:
     def _identity(self) -> dict:
         return {
             "stream_id": self.stream_id or None,
-            "table_name": self.table.full_name if self.table else None,
+            "table_name": self.table_name or None,
             "peer": self.peer,
             "record_type": self.record_type or None,
         }
