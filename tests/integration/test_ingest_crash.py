@@ -2,6 +2,9 @@
 
 Every acknowledged row must be in the table and no row may be there twice.
 Rows are counted in the Delta table through DuckDB, never from log lines.
+Two layers: a process driving Storage directly (exactly-once from the WAL and
+Delta transaction ids alone, no dedupe), and the real ``chatlake ingest``
+server fed by the official SDK, whose at-least-once resends dedupe absorbs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,9 +22,12 @@ from pathlib import Path
 import duckdb
 import pytest
 from deltalake import DeltaTable
+from zerobus import StreamConfigurationOptions, TableProperties
+from zerobus.sdk.sync import ZerobusSdk
 
 from chatlake.ingest.committer import committed_version
 from chatlake.ingest.wal import WriteAheadLog
+from tests.integration.ingest_support import create_table, table_location, writer
 
 DRIVER = Path(__file__).with_name("ingest_crash_driver.py")
 # (acks to wait for, commit interval): the middle round commits nothing before
@@ -134,3 +141,124 @@ def test_sigkill_under_load_loses_no_acked_row_and_writes_none_twice(tmp_path):
     assert total == distinct
     wal_dir = data_dir / "ingest" / "wal" / "main.crash.rows"
     assert len(list(wal_dir.glob("*.wal"))) == 1
+
+
+# -- the real `chatlake ingest` process, fed by the official SDK ---------------
+
+SDK_TABLE = "main.chatbot.crash_turns"
+SDK_COLUMNS = "telemetry_id STRING NOT NULL, turn BIGINT, ingestion_time TIMESTAMP"
+SDK_PROPS = {
+    "chatlake.ingestion_time": "ingestion_time",
+    "chatlake.dedupe_key": "telemetry_id",
+}
+RECORDS_PER_CALL = 20
+START_TIMEOUT_S = 60
+
+
+def free_loopback_port() -> int:
+    # The restarted server must listen where the SDK reconnects, so port 0
+    # cannot be used; the OS still picks the number.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class IngestProcess:
+    """``python -m chatlake ingest`` on a given port, ready once it says so."""
+
+    def __init__(self, catalog, port: int) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chatlake",
+                "ingest",
+                "--data-dir",
+                str(catalog.data_dir),
+                "--catalog-url",
+                catalog.url,
+                "--port",
+                str(port),
+                "--no-metrics",
+                "--commit-interval-s",
+                "0.05",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.ready = threading.Event()
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.ready.wait(START_TIMEOUT_S), "ingest did not start:\n" + "".join(
+            self.log
+        )
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.log.append(line)
+            if "ingest listening on" in line:
+                self.ready.set()
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        assert self._ended() == -signal.SIGKILL
+
+    def terminate(self) -> None:
+        self.process.terminate()
+        assert self._ended() == 0, "".join(self.log)
+
+    def _ended(self) -> int:
+        code = self.process.wait(LINE_TIMEOUT_S)
+        self._reader.join(LINE_TIMEOUT_S)
+        self.process.stderr.close()
+        return code
+
+
+def send(stream, first_turn: int, calls: int) -> tuple[int, int]:
+    """``calls`` batches of JSON records; returns (next turn, last offset)."""
+    offset = -1
+    for _ in range(calls):
+        records = [
+            json.dumps({"telemetry_id": f"turn-{turn}", "turn": turn})
+            for turn in range(first_turn, first_turn + RECORDS_PER_CALL)
+        ]
+        offset = stream.ingest_records_offset(records)
+        first_turn += RECORDS_PER_CALL
+    return first_turn, offset
+
+
+@pytest.mark.slow
+def test_c22_sdk_stream_survives_sigkill_of_the_ingest_server(catalog_server):
+    create_table(catalog_server, SDK_TABLE, SDK_COLUMNS, SDK_PROPS)
+    client_id, secret = writer(catalog_server, "crash_bot", SDK_TABLE)
+    port = free_loopback_port()
+    server = IngestProcess(catalog_server, port)
+    options = StreamConfigurationOptions(
+        recovery_backoff_ms=200, recovery_retries=30, flush_timeout_ms=120_000
+    )
+    client = ZerobusSdk(f"http://127.0.0.1:{port}", catalog_server.url)
+    stream = client.create_stream(
+        client_id, secret, TableProperties(SDK_TABLE), options
+    )
+    turn = 0
+    try:
+        for _ in range(2):
+            turn, offset = send(stream, turn, 100)
+            stream.wait_for_offset(offset)  # acked: must survive the kill
+            turn, _ = send(stream, turn, 30)  # in flight while the server dies
+            server.kill()
+            server = IngestProcess(catalog_server, port)
+            turn, _ = send(stream, turn, 30)  # queued while the SDK reconnects
+        stream.flush()
+        stream.close()
+    finally:
+        server.terminate()
+
+    location = table_location(catalog_server, SDK_TABLE)
+    connection = duckdb.connect()
+    connection.register("t", DeltaTable(location).to_pyarrow_dataset())
+    query = "select count(*), count(distinct telemetry_id), min(turn), max(turn) from t"
+    total, distinct, low, high = connection.execute(query).fetchall()[0]
+    connection.close()
+    assert (total, distinct, low, high) == (turn, turn, 0, turn - 1)
