@@ -538,3 +538,5 @@ __all__ = [
     "serve",
     "tables",
 ]
+
+import chatlake.ingest.commands_tables  # noqa: E402,F401  registers "tables optimize"
