@@ -1,0 +1,137 @@
+"""`chatlake app`, `model` and `demo`: settings resolution and refusals of bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from chatlake.app.demo_model import DemoModelSettings, create_demo_app
+from chatlake.app.settings import AppSettings, ModelSettings
+from chatlake.app.store import ConversationStore
+from chatlake.app.testing import ServerThread
+from chatlake.app.up_parts import model_configured
+from chatlake.cli import main
+from chatlake.errors import ConfigError
+
+
+def test_databricks_serving_wins_over_openai_settings():
+    settings = ModelSettings.from_env(
+        {
+            "DATABRICKS_HOST": "adb-1.azuredatabricks.net/",
+            "DATABRICKS_TOKEN": "dapi-x",
+            "SERVING_ENDPOINT": "my-endpoint",
+            "OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
+        }
+    )
+    assert settings.base_url == "https://adb-1.azuredatabricks.net/serving-endpoints"
+    assert (settings.api_key, settings.model, settings.label) == (
+        "dapi-x",
+        "my-endpoint",
+        "my-endpoint",
+    )
+    assert not settings.is_demo
+
+
+def test_openai_compatible_endpoint_and_limits():
+    settings = ModelSettings.from_env(
+        {
+            "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1/",
+            "CHATLAKE_MODEL": "llama3",
+            "CHATLAKE_MODEL_TIMEOUT_S": "2.5",
+            "CHATLAKE_MAX_TOKENS": "64",
+        }
+    )
+    assert (settings.base_url, settings.model) == (
+        "http://127.0.0.1:11434/v1",
+        "llama3",
+    )
+    assert (settings.timeout_s, settings.max_tokens) == (2.5, 64)
+
+
+def test_nothing_configured_means_the_demo_model_on_loopback():
+    settings = ModelSettings.from_env({})
+    assert settings.base_url == "http://127.0.0.1:8070/v1"
+    assert (settings.label, settings.is_demo) == ("offline demo model", True)
+    assert not model_configured({})
+    assert model_configured({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"DATABRICKS_HOST": "h", "SERVING_ENDPOINT": "e"},
+            "SERVING_ENDPOINT is set but DATABRICKS_TOKEN is missing",
+        ),
+        ({"OPENAI_BASE_URL": "http://x"}, "OPENAI_BASE_URL is set but CHATLAKE_MODEL"),
+        (
+            {"CHATLAKE_MODEL_TIMEOUT_S": "soon"},
+            "CHATLAKE_MODEL_TIMEOUT_S='soon' is not",
+        ),
+        ({"CHATLAKE_MAX_TOKENS": "-3"}, "CHATLAKE_MAX_TOKENS='-3' must be greater"),
+    ],
+)
+def test_bad_model_settings_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelSettings.from_env(env)
+
+
+def test_app_refuses_a_public_bind_outside_databricks_apps(monkeypatch):
+    monkeypatch.delenv("DATABRICKS_APP_PORT", raising=False)
+    result = CliRunner().invoke(main, ["app", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert "--host 0.0.0.0 is not loopback" in result.output
+
+
+def test_app_refuses_a_malformed_databricks_app_port(monkeypatch):
+    monkeypatch.setenv("DATABRICKS_APP_PORT", "eighty")
+    result = CliRunner().invoke(main, ["app"])
+    assert result.exit_code == 1
+    assert "DATABRICKS_APP_PORT='eighty' is not a port number" in result.output
+
+
+def test_app_refuses_a_malformed_env_file(tmp_path):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# comment\nGOOD=1\nnot a pair\n")
+    result = CliRunner().invoke(main, ["app", "--env-file", str(env_file)])
+    assert result.exit_code == 1
+    assert f"{env_file}:3: expected KEY=VALUE" in result.output
+
+
+def test_model_refuses_a_public_bind():
+    result = CliRunner().invoke(main, ["model", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert "not loopback; the demo model has no auth" in result.output
+
+
+def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
+    settings = DemoModelSettings(token_delay_ms=0, first_token_delay_ms=0)
+    with ServerThread(create_demo_app(settings)) as model:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{model.url}/v1")
+        monkeypatch.setenv("CHATLAKE_MODEL", "chatlake-demo")
+        monkeypatch.delenv("ZEROBUS_SERVER_ENDPOINT", raising=False)
+        monkeypatch.setenv("CHATLAKE_SPOOL_DIR", str(tmp_path / "spool"))
+        data_dir = tmp_path / "data"
+        args = ["demo", "--users", "3", "--turns", "2", "--seed", "7", "--json"]
+        result = CliRunner().invoke(main, [*args, "--data-dir", str(data_dir)])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["turns"] == 6 and summary["failed"] == 0
+    assert summary["telemetry"] == "not configured"
+    store = ConversationStore(AppSettings(data_dir).store_path)
+    with sqlite3.connect(store.path) as db:
+        users = [
+            row[0] for row in db.execute("SELECT DISTINCT user_id FROM conversations")
+        ]
+    assert len(users) == 3
+    rated = 0
+    for user in users:
+        (conversation,) = store.conversations(user)
+        turns = store.turns(conversation.id)
+        assert [t.turn_index for t in turns] == [0, 1]
+        rated += sum(t.rating is not None for t in turns)
+    assert rated == summary["ratings"]
