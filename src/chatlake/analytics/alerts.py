@@ -38,7 +38,7 @@ import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatlake.analytics import guard, reports
-from chatlake.analytics.errors import AlertRuleError
+from chatlake.analytics.errors import AlertRuleError, ReadOnlyError, SqlSyntaxError
 from chatlake.errors import ChatlakeError
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,7 @@ def _check_kind_fields(rule: Rule) -> None:
     if rule.kind == "sql":
         if not isinstance(rule.sql, str) or not rule.sql.strip():
             raise AlertRuleError("kind 'sql' needs 'sql', a query returning a value")
-        statements = guard.parse(rule.sql)
-        if len(statements) != 1:
-            raise AlertRuleError("'sql' must be exactly one SELECT statement")
-        guard.check_read_only(statements[0])
+        _check_query(rule.sql)
     elif rule.sql is not None:
         raise AlertRuleError(f"'sql' is only for kind 'sql', not {rule.kind!r}")
     if rule.kind == "metric":
@@ -238,6 +235,16 @@ def _check_kind_fields(rule: Rule) -> None:
             _http_url(rule.metrics_url, "metrics_url")
     elif rule.metric is not None or rule.metrics_url is not None:
         raise AlertRuleError(f"'metric' is only for kind 'metric', not {rule.kind!r}")
+
+
+def _check_query(sql: str) -> None:
+    try:
+        statements = guard.parse(sql)
+        if len(statements) != 1:
+            raise AlertRuleError("'sql' must be exactly one SELECT statement")
+        guard.check_read_only(statements[0])
+    except (SqlSyntaxError, ReadOnlyError) as error:
+        raise AlertRuleError(f"'sql': {error}") from None
 
 
 def _no_unknown_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
