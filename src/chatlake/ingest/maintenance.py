@@ -63,6 +63,7 @@ def optimize_table(
         compacted = table.optimize.compact()
         step = "checkpoint"
         table.create_checkpoint()
+        checkpoint_version = table.version()
         table.cleanup_metadata()
         vacuumed = []
         if vacuum:
@@ -79,7 +80,7 @@ def optimize_table(
         version=table.version(),
         files_removed=int(compacted.get("numFilesRemoved", 0)),
         files_added=int(compacted.get("numFilesAdded", 0)),
-        checkpoint_version=table.version(),
+        checkpoint_version=checkpoint_version,
         vacuumed_files=len(vacuumed),
     )
 
