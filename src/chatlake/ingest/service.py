@@ -65,6 +65,7 @@ class ZerobusService(zerobus_pb2_grpc.ZerobusServicer):
         self.authorizer = authorizer
         self.events = events
         self.open_streams = 0
+        self.rotations = 0
 
     async def EphemeralStream(self, request_iterator, context):  # noqa: N802
         # The SDK sends create_stream only after it has the response headers.
@@ -236,8 +237,9 @@ class Stream:
             )
             if acker in done:
                 acker.result()  # a storage failure: raises
-            if rotation in done:
+            if self.rotating:
                 reader.cancel()
+                await rotation  # the close signal goes out before the status
                 outcome = StreamRefused(grpc.StatusCode.UNAVAILABLE, ROTATION_MESSAGE)
             else:
                 outcome = _error_of(reader)
@@ -348,23 +350,28 @@ class Stream:
         return last
 
     async def _rotation_timer(self) -> None:
+        """Announce the rotation, then stop taking messages at once.
+
+        Everything taken before the signal is acked before the RPC ends, and
+        nothing after it is stored, so the client's resends on its next stream
+        never duplicate a row (C06).
+        """
         await asyncio.sleep(self.settings.max_stream_age_s)
+        self.rotating = True
         grace = self.settings.rotation_grace_s
         seconds, fraction = divmod(grace, 1)
         signal = pb.CloseStreamSignal(
             duration=Duration(seconds=int(seconds), nanos=int(fraction * 1e9))
         )
         await self._write(pb.EphemeralStreamResponse(close_stream_signal=signal))
+        self.service.rotations += 1
         log.info(
-            "stream rotating: table=%s stream=%s peer=%s grace=%.1fs",
+            "stream rotating: table=%s stream=%s peer=%s",
             self._name,
             self.stream_id,
             self.peer,
-            grace,
         )
         self.service.record_event("rotated", **self._identity())
-        await asyncio.sleep(grace)
-        self.rotating = True
 
     async def _write(self, response: pb.EphemeralStreamResponse) -> None:
         async with self._write_lock:
