@@ -1,4 +1,4 @@
-"""--tls: a CA and server certificate made in the data dir, trusted via SSL_CERT_FILE."""
+"""--tls: a CA and server certificate in the data dir, trusted via SSL_CERT_FILE."""
 
 from __future__ import annotations
 
