@@ -283,3 +283,47 @@ def test_bad_settings_are_refused_by_name(environ, message):
 def _wal_id(storage: Storage, tgt: TableTarget) -> str:
     meta = json.loads((storage.wal_root / tgt.full_name / "target.json").read_text())
     return meta["wal_id"]
+
+
+async def test_a_dedupe_key_added_to_the_table_takes_effect(tmp_path):
+    storage = Storage(
+        tmp_path / "data", StorageSettings(commit_interval_s=3600, **QUIET)
+    )
+    plain = target(tmp_path)
+    keyed = TableTarget(plain.full_name, plain.location, SCHEMA, "telemetry_id")
+    await storage.start()
+
+    await storage.append(plain, rows("k1", "k1"))
+    await storage.append(keyed, rows("k1", "k2", "k2"))
+    await storage.stop()
+
+    assert sql_ids(plain) == ["k1", "k1", "k2"]
+
+
+async def test_commit_mode_reloads_dedupe_keys_after_a_restart(tmp_path):
+    settings = StorageSettings(durability="commit", **QUIET)
+    tgt = target(tmp_path, dedupe_key="telemetry_id")
+    first = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("d1"))
+    await first.stop()
+
+    second = Storage(tmp_path / "data", settings)
+    await second.start()
+    await second.append(tgt, rows("d1", "d2"))
+    await second.stop()
+
+    assert sql_ids(tgt) == ["d1", "d2"]
+
+
+async def test_rows_without_the_dedupe_column_fail_commit_mode_appends(tmp_path):
+    settings = StorageSettings(durability="commit", **QUIET)
+    tgt = TableTarget("main.chatbot.t", (tmp_path / "t").as_uri(), SCHEMA, "missing")
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+
+    with pytest.raises(StorageError, match=r"table main\.chatbot\.t: commit failed"):
+        await storage.append(tgt, rows("a"))
+
+    await storage.stop()
+    assert not DeltaTable.is_deltatable(tgt.location)

@@ -230,3 +230,13 @@ async def test_backpressure_blocks_while_too_much_is_pending(tmp_path):
 
 def test_committed_version_of_a_missing_table_is_minus_one(tmp_path):
     assert committed_version((tmp_path / "none").as_uri(), APP_ID) == -1
+
+
+async def test_an_unexpected_failure_keeps_the_batches_pending(tmp_path):
+    committer = make(tmp_path, dedupe_key="no_such_column")
+    committer.add(PendingBatch(0, rows("a"), 10))
+
+    assert not await committer.commit_now()
+
+    assert committer.pending_batches == 1
+    assert committed_version(committer.target.location, APP_ID) == -1

@@ -292,3 +292,11 @@ async def test_a_large_batch_round_trips_through_the_worker_thread(tmp_path):
     _, records = open_wal(tmp_path)
 
     assert records[0].batch.column("text").to_pylist() == [text]
+
+
+async def test_append_to_a_closed_log_is_refused(tmp_path):
+    log, _ = open_wal(tmp_path)
+    await log.close()
+
+    with pytest.raises(WalError, match="WAL t is closed"):
+        await log.append(batch(1))

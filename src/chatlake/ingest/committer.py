@@ -186,6 +186,18 @@ class Committer:
             self._wake.clear()
             await self._wake.wait()
 
+    async def retarget(self, target: TableTarget, dedupe: DedupeIndex | None) -> bool:
+        """Commit what is pending to the old target, then switch to ``target``.
+
+        Returns False if the pending batches could not be committed first (they
+        then go to the new target).
+        """
+        async with self._commit_lock:
+            committed = await self._commit_pending(attempts=None)
+            self.target = target
+            self.dedupe = dedupe
+            return committed
+
     # -- committing -----------------------------------------------------------
 
     async def commit_now(self, attempts: int | None = None) -> bool:
@@ -195,11 +207,14 @@ class Committer:
         times is dropped and its appender gets CommitError.
         """
         async with self._commit_lock:
-            while self._pending:
-                items = self._take_run()
-                if not await self._commit_items(items, attempts):
-                    return False
-            return True
+            return await self._commit_pending(attempts)
+
+    async def _commit_pending(self, attempts: int | None) -> bool:
+        while self._pending:
+            items = self._take_run()
+            if not await self._commit_items(items, attempts):
+                return False
+        return True
 
     def _take_run(self) -> list[PendingBatch]:
         """The oldest batches up to commit_bytes that share one schema."""
@@ -222,11 +237,14 @@ class Committer:
             outcome = await asyncio.to_thread(self._write, items)
         except CommitError as error:
             return self._commit_failed(items, error, attempts)
+        except Exception as error:  # a bug: keep the batches, report it once
+            log.exception("table %s: unexpected commit failure", self.label)
+            failure = CommitError(f"table {self.label}: commit failed: {error!r}")
+            return self._commit_failed(items, failure, attempts)
 
         self._failures_in_row = 0
         self._record(items, outcome, time.perf_counter() - started)
-        if self.on_committed is not None:
-            await self.on_committed(outcome.version)
+        await self._notify_committed(outcome.version)
         for item in items:
             if item.done is not None and not item.done.done():
                 item.done.set_result(outcome.version)
@@ -261,6 +279,20 @@ class Committer:
         self._pending.extendleft(reversed(items))
         self._pending_bytes += sum(item.size_bytes for item in items)
         return False
+
+    async def _notify_committed(self, version: int) -> None:
+        if self.on_committed is None:
+            return
+        try:
+            await self.on_committed(version)
+        except OSError as error:
+            # Only cleanup failed; the next commit releases these segments too.
+            log.warning(
+                "table %s: releasing WAL up to %d failed: %s",
+                self.label,
+                version,
+                error,
+            )
 
     def _update_room(self) -> None:
         if self._pending_bytes <= self.max_pending_bytes:

@@ -237,9 +237,12 @@ class Storage:
 class _TablePipeline:
     """One table's WAL (in wal mode) and committer."""
 
-    def __init__(self, target: TableTarget, committer: Committer) -> None:
+    def __init__(
+        self, target: TableTarget, committer: Committer, settings: StorageSettings
+    ) -> None:
         self.target = target
         self.committer = committer
+        self.settings = settings
         self.wal: WriteAheadLog | None = None
         self.directory: Path | None = None
         self.lock_fd: int | None = None
@@ -249,13 +252,17 @@ class _TablePipeline:
     @classmethod
     async def open(cls, storage: Storage, target: TableTarget) -> _TablePipeline:
         if storage.settings.durability == "commit":
-            return cls._open_without_wal(storage, target)
+            return await cls._open_without_wal(storage, target)
         return await cls._open_with_wal(storage, target)
 
     @classmethod
-    def _open_without_wal(cls, storage: Storage, target: TableTarget) -> _TablePipeline:
+    async def _open_without_wal(
+        cls, storage: Storage, target: TableTarget
+    ) -> _TablePipeline:
         app_id = f"chatlake-commit-{uuid.uuid4().hex}"
-        pipeline = cls(target, _committer(storage.settings, target, app_id, None))
+        committer = _committer(storage.settings, target, app_id, None)
+        await _load_dedupe_keys(committer.dedupe, target)
+        pipeline = cls(target, committer, storage.settings)
         pipeline.committer.start()
         return pipeline
 
@@ -286,8 +293,8 @@ class _TablePipeline:
             await asyncio.to_thread(wal.release_through, version)
 
         committer = _committer(settings, target, wal_id, release)
-        await _load_dedupe_keys(committer, target)
-        pipeline = cls(target, committer)
+        await _load_dedupe_keys(committer.dedupe, target)
+        pipeline = cls(target, committer, settings)
         pipeline.wal, pipeline.directory, pipeline.lock_fd = wal, directory, lock_fd
         wal.sink = lambda seq, batch, size: committer.add(
             PendingBatch(seq, batch, size)
@@ -323,8 +330,21 @@ class _TablePipeline:
         async with self._retarget_lock:
             if target == self.target:
                 return
+            old = self.target
+            dedupe = self.committer.dedupe
+            # Commit first, so a new dedupe index loads the old target's rows too.
             await self.committer.commit_now()
-            self.target = self.committer.target = target
+            if (old.location, old.dedupe_key) != (target.location, target.dedupe_key):
+                dedupe = _dedupe_index(self.settings, target)
+                await _load_dedupe_keys(dedupe, target)
+            if not await self.committer.retarget(target, dedupe):
+                log.warning(
+                    "table %s: rows pending for %s go to %s instead",
+                    target.full_name,
+                    old.location,
+                    target.location,
+                )
+            self.target = target
             if self.directory is not None:
                 await asyncio.to_thread(
                     _read_or_write_meta, self.directory, target, replace=True
@@ -347,11 +367,6 @@ class _TablePipeline:
 def _committer(
     settings: StorageSettings, target: TableTarget, app_id: str, on_committed
 ) -> Committer:
-    dedupe = None
-    if target.dedupe_key is not None:
-        dedupe = DedupeIndex(
-            window_s=settings.dedupe_window_s, max_keys=settings.dedupe_max_keys
-        )
     return Committer(
         target,
         app_id=app_id,
@@ -359,17 +374,25 @@ def _committer(
         commit_bytes=settings.commit_bytes,
         max_pending_bytes=settings.max_pending_bytes,
         group_commit=settings.durability == "commit",
-        dedupe=dedupe,
+        dedupe=_dedupe_index(settings, target),
         on_committed=on_committed,
     )
 
 
-async def _load_dedupe_keys(committer: Committer, target: TableTarget) -> None:
-    if committer.dedupe is None or target.dedupe_key is None:
+def _dedupe_index(settings: StorageSettings, target: TableTarget) -> DedupeIndex | None:
+    if target.dedupe_key is None:
+        return None
+    return DedupeIndex(
+        window_s=settings.dedupe_window_s, max_keys=settings.dedupe_max_keys
+    )
+
+
+async def _load_dedupe_keys(index: DedupeIndex | None, target: TableTarget) -> None:
+    if index is None or target.dedupe_key is None:
         return
     try:
         await asyncio.to_thread(
-            load_recent_keys, committer.dedupe, target.location, target.dedupe_key
+            load_recent_keys, index, target.location, target.dedupe_key
         )
     except Exception as error:  # noqa: BLE001 - a missing index only risks duplicates
         log.warning(

@@ -217,15 +217,13 @@ class WriteAheadLog:
 
     async def append(self, batch: pa.RecordBatch) -> int:
         """Append one batch; return its sequence number once it is fsynced."""
-        if self._failure is not None:
-            raise self._failure
+        self._check_open()
         # Serializing and checksumming a large batch is CPU work: off the loop.
         if batch.nbytes >= INLINE_ENCODE_BYTES:
             payload, payload_crc = await asyncio.to_thread(_encode_payload, batch)
         else:
             payload, payload_crc = _encode_payload(batch)
-        if self._failure is not None:
-            raise self._failure
+        self._check_open()
         seq = self._next_seq
         self._next_seq += 1
         future = asyncio.get_running_loop().create_future()
@@ -236,6 +234,12 @@ class WriteAheadLog:
         # Shielded: a cancelled appender must not cancel the fsync of others.
         return await asyncio.shield(future)
 
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._file is None:
+            raise WalError(f"WAL {self.label} is closed")
+
     async def _flush_groups(self) -> None:
         while self._queue:
             group, self._queue = self._queue, []
@@ -243,6 +247,10 @@ class WriteAheadLog:
             try:
                 await asyncio.to_thread(self._write_group, [g[2] for g in group])
             except OSError as error:
+                self._fail(group, error)
+                return
+            except Exception as error:  # a bug: still never leave appenders hanging
+                log.exception("WAL %s: unexpected failure writing a group", self.label)
                 self._fail(group, error)
                 return
             metrics.WAL_FSYNC_SECONDS.observe(time.perf_counter() - started)
@@ -258,7 +266,7 @@ class WriteAheadLog:
             if not future.done():
                 future.set_result(seq)
 
-    def _fail(self, group: list, error: OSError) -> None:
+    def _fail(self, group: list, error: Exception) -> None:
         # After a failed fsync the page cache state is unknown: refuse all
         # further appends rather than acknowledge data that may be gone.
         self._failure = WalError(f"WAL {self.label} write failed: {error}")
