@@ -64,7 +64,10 @@ def caller(request: Request) -> Caller:
     if scheme.lower() == "bearer" and value.strip():
         return service.access.caller_from_token(value.strip())
     if scheme.lower() == "basic" and service.settings.loopback:
-        client_id, secret = oauth.parse_basic(header)
+        try:
+            client_id, secret = oauth.parse_basic(header)
+        except oauth.OAuthError as error:
+            raise Unauthenticated(error.message) from None
         service.access.caller_from_basic(client_id, secret)
         return ADMIN_CALLER
     raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")

@@ -387,19 +387,23 @@ def _page_size(max_results: int | None) -> int:
     return min(max_results, MAX_PAGE_SIZE)
 
 
+_TOKEN_PREFIX = "after:"
+
+
 def _encode_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode()
+    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{name}".encode()).decode()
 
 
 def _decode_token(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        text = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument(
-            f"page_token {token!r} is not one this server issued"
-        ) from None
+        text = ""
+    if not text.startswith(_TOKEN_PREFIX):
+        raise InvalidArgument(f"page_token {token!r} is not one this server issued")
+    return text.removeprefix(_TOKEN_PREFIX)
 
 
 def _may(caller: Caller, row: dict | None, *needed: tuple[str, str]) -> bool:
