@@ -32,6 +32,7 @@ import httpx
 from chatlake import config, logs
 from chatlake.app import up_parts
 from chatlake.errors import ChatlakeError
+from chatlake.ingest import up_parts as ingest_parts
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ POLL_INTERVAL_S = 0.1
 # One --<name>-port flag per part: name -> default port.
 PORTS: dict[str, int] = {
     "catalog": config.DEFAULT_CATALOG_PORT,
+    "ingest": config.DEFAULT_INGEST_PORT,
+    "metrics": config.DEFAULT_METRICS_PORT,
     "model": config.DEFAULT_MODEL_PORT,
     "app": config.DEFAULT_APP_PORT,
 }
@@ -103,6 +106,7 @@ def catalog_service(ctx: UpContext) -> Service:
 BEFORE_BOOTSTRAP: list[Callable[[UpContext], Service]] = [catalog_service]
 # A builder may return None for a part that is not needed this time.
 AFTER_BOOTSTRAP: list[Callable[[UpContext], Service | None]] = [
+    ingest_parts.ingest_service,
     up_parts.model_service,
     up_parts.app_service,
 ]
@@ -121,6 +125,7 @@ def app_env(ctx: UpContext, client_id: str, client_secret: str) -> dict[str, str
         "CHATLAKE_FEEDBACK_TABLE": f"{schema}.feedback",
         "CHATLAKE_DATA_DIR": str(ctx.data_dir),
         **up_parts.model_env(ctx),
+        **ingest_parts.ingest_env(ctx),
     }
 
 
