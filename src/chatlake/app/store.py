@@ -8,6 +8,7 @@ process's memory. A stop request is a flag in the same row.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,6 +84,7 @@ class ConversationStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -90,14 +92,23 @@ class ConversationStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # A connection per operation: turns are written from worker threads.
+        """This thread's connection, inside a transaction."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._open()
+        with db:
+            yield db
+
+    def _open(self) -> sqlite3.Connection:
+        # One connection per thread, kept open: opening and closing one per call
+        # checkpoints and recreates the WAL each time, which costs milliseconds.
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
         db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        # With WAL, NORMAL survives an app crash and skips the fsync per commit;
+        # an OS crash may lose the last turns of the sidebar, never telemetry
+        # (which has its own spool).
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     def interrupt_running(self) -> int:
         """Marks turns left running by a stopped app as failed; returns how many."""
