@@ -53,6 +53,8 @@ def test_every_shipped_report_has_a_title_and_description() -> None:
         "peak_usage",
         "recent_conversations",
         "sessions",
+        "stream_activity",
+        "stream_failures",
         "tokens_by_model",
         "top_questions",
     ]

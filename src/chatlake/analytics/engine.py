@@ -12,9 +12,12 @@ translation on a connection that cannot touch files or the network.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -48,12 +51,18 @@ class SqlEngine:
     def __init__(self, source: Any, *, owns_source: bool = False) -> None:
         self._resolver = _as_resolver(source)
         self._owns_source = owns_source
+        self._database: duckdb.DuckDBPyConnection | None = None
+        self._database_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the resolver's connections if this engine was given ownership."""
         close = getattr(self._resolver, "close", None)
         if self._owns_source and close is not None:
             close()
+        with self._database_lock:
+            if self._database is not None:
+                self._database.close()
+                self._database = None
 
     def __enter__(self) -> SqlEngine:
         return self
@@ -63,41 +72,75 @@ class SqlEngine:
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """The result of one SELECT statement as an Arrow table."""
-        statements = guard.parse(sql)
-        if len(statements) != 1:
+        prepared = prepare(sql)
+        if len(prepared) != 1:
             raise QueryError(
-                f"expected one statement, got {len(statements)}; "
+                f"expected one statement, got {len(prepared)}; "
                 f"use run_script() or `chatlake sql --file` for several"
             )
-        return self._run(statements[0], params or {})
+        return self._run(prepared[0], params or {})
 
     def run_script(self, sql: str) -> list[pa.Table]:
-        """Every statement of a script, checked first, then run in order."""
-        statements = guard.parse(sql)
-        for statement in statements:
-            guard.check_read_only(statement)
-        return [self._run(statement, {}) for statement in statements]
+        """Every statement of a script, all checked before the first runs."""
+        return [self._run(statement, {}) for statement in prepare(sql)]
 
-    def _run(self, statement: exp.Expression, params: Mapping[str, Any]) -> pa.Table:
-        guard.check_read_only(statement)
-        bound = _bind_parameters(statement, params)
-        names = sorted({guard.full_name(t) for t in guard.table_references(statement)})
-        tables = [self._resolver.resolve(name) for name in names]
-        views = {
-            table.full_name: f"_cl{i}_{_short(table)}" for i, table in enumerate(tables)
-        }
+    def _run(self, statement: Prepared, params: Mapping[str, Any]) -> pa.Table:
+        bound = statement.bind(params)
+        tables = [self._resolver.resolve(name) for name in statement.tables]
         started = time.perf_counter()
-        with _connect() as connection:
-            for table in tables:
-                connection.register(views[table.full_name], _snapshot(table))
-            result = _execute(connection, dialect.to_duckdb(statement, views), bound)
+        with self._cursor() as cursor:
+            for view, table in zip(statement.views, tables, strict=True):
+                cursor.register(view, _snapshot(table))
+            result = _execute(cursor, statement.duckdb_sql, bound)
         log.debug(
             "query over %s: %d rows in %.1f ms",
-            names,
+            statement.tables,
             result.num_rows,
             (time.perf_counter() - started) * 1000,
         )
         return result
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        # A cursor is a cheap connection of its own to the shared in-memory
+        # database: its views and settings stay private, it may run in any thread.
+        with self._database_lock:
+            if self._database is None:
+                self._database = _connect()
+            return self._database.cursor()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One checked statement: its DuckDB text, the tables it reads, its markers."""
+
+    duckdb_sql: str
+    tables: tuple[str, ...]
+    views: tuple[str, ...]
+    markers: frozenset[str]
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The values of the ``:name`` markers; all must be given."""
+        missing = sorted(name for name in self.markers if name not in params)
+        if missing:
+            raise QueryError(f"no value given for parameter(s) {', '.join(missing)}")
+        return {name: params[name] for name in self.markers}
+
+
+@functools.lru_cache(maxsize=256)
+def prepare(sql: str) -> tuple[Prepared, ...]:
+    """Parse, check and translate every statement of ``sql`` (cached by text)."""
+    statements = guard.parse(sql)
+    for statement in statements:
+        guard.check_read_only(statement)
+    return tuple(_prepare_one(statement) for statement in statements)
+
+
+def _prepare_one(statement: exp.Expression) -> Prepared:
+    names = sorted({guard.full_name(t) for t in guard.table_references(statement)})
+    views = [f"_cl{i}_{name.rsplit('.', 1)[-1]}" for i, name in enumerate(names)]
+    markers = frozenset(m.name for m in statement.find_all(exp.Placeholder))
+    duckdb_sql = dialect.to_duckdb(statement, dict(zip(names, views, strict=True)))
+    return Prepared(duckdb_sql, tuple(names), tuple(views), markers)
 
 
 def _as_resolver(source: Any) -> TableResolver:
@@ -106,21 +149,6 @@ def _as_resolver(source: Any) -> TableResolver:
     from chatlake.analytics.catalog_resolver import CatalogResolver
 
     return CatalogResolver(source)
-
-
-def _short(table: ResolvedTable) -> str:
-    return table.full_name.rsplit(".", 1)[-1]
-
-
-def _bind_parameters(
-    statement: exp.Expression, params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The values of the ``:name`` markers the statement uses; all must be given."""
-    wanted = {marker.name for marker in statement.find_all(exp.Placeholder)}
-    missing = sorted(name for name in wanted if name not in params)
-    if missing:
-        raise QueryError(f"no value given for parameter(s) {', '.join(missing)}")
-    return {name: params[name] for name in wanted}
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

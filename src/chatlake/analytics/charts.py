@@ -1,0 +1,225 @@
+"""Plotly figures for the dashboard pages, built from report results.
+
+Figures are plain dicts in Plotly's JSON form: dcc.Graph takes them as they
+are, and building them costs nothing next to plotly.graph_objects, whose
+validation took longer than the queries. An empty table gives a figure that
+says so instead of blank axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Figure = dict[str, Any]
+
+WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+_AXIS = {"gridcolor": "#e5e8ee", "zeroline": False}
+
+
+def base(title: str, **layout: Any) -> Figure:
+    return {
+        "data": [],
+        "layout": {
+            "title": {"text": title, "x": 0.01},
+            "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+            "height": 300,
+            "paper_bgcolor": "#fff",
+            "plot_bgcolor": "#fff",
+            "legend": {"orientation": "h", "y": -0.2},
+            "xaxis": dict(_AXIS),
+            "yaxis": dict(_AXIS),
+            **layout,
+        },
+    }
+
+
+def empty(figure: Figure) -> Figure:
+    figure["layout"]["annotations"] = [
+        {
+            "text": "no data in this time range",
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "font": {"size": 14},
+        }
+    ]
+    figure["layout"]["xaxis"]["visible"] = False
+    figure["layout"]["yaxis"]["visible"] = False
+    return figure
+
+
+def trace(kind: str, x: list, y: list, name: str, **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "x": x, "y": y, "name": name, **extra}
+
+
+def _col(table: pa.Table, name: str) -> list:
+    return table.column(name).to_pylist()
+
+
+def messages(table: pa.Table) -> Figure:
+    figure = base("Messages per hour")
+    if table.num_rows == 0:
+        return empty(figure)
+    hours = _col(table, "hour")
+    figure["data"] = [
+        trace("bar", hours, _col(table, "messages"), "messages"),
+        trace("scatter", hours, _col(table, "users"), "users", mode="lines"),
+    ]
+    return figure
+
+
+def latency(table: pa.Table) -> Figure:
+    figure = base("Latency (ms)")
+    if table.num_rows == 0:
+        return empty(figure)
+    hours = _col(table, "hour")
+    series = (
+        ("p50_ms", "p50"),
+        ("p95_ms", "p95"),
+        ("p99_ms", "p99"),
+        ("ttft_p50_ms", "time to first token p50"),
+    )
+    figure["data"] = [
+        trace("scatter", hours, _col(table, column), label, mode="lines+markers")
+        for column, label in series
+    ]
+    return figure
+
+
+def error_rate(table: pa.Table) -> Figure:
+    figure = base("Error rate")
+    if table.num_rows == 0:
+        return empty(figure)
+    figure["data"] = [
+        trace(
+            "scatter",
+            _col(table, "hour"),
+            _col(table, "error_rate"),
+            "error rate",
+            mode="lines+markers",
+        )
+    ]
+    figure["layout"]["yaxis"].update(tickformat=".0%", rangemode="tozero")
+    return figure
+
+
+def error_types(table: pa.Table) -> Figure:
+    figure = base("Errors by type")
+    if table.num_rows == 0:
+        return empty(figure)
+    figure["data"] = [
+        trace("bar", _col(table, "error_type"), _col(table, "errors"), "errors")
+    ]
+    return figure
+
+
+def feedback_by_model(table: pa.Table) -> Figure:
+    figure = base("Feedback by model (last rating per turn)", barmode="stack")
+    if table.num_rows == 0:
+        return empty(figure)
+    models = _col(table, "model")
+    figure["data"] = [
+        trace("bar", models, _col(table, "thumbs_up"), "thumbs up"),
+        trace("bar", models, _col(table, "thumbs_down"), "thumbs down"),
+    ]
+    return figure
+
+
+def feedback_by_day(table: pa.Table) -> Figure:
+    figure = base("Thumbs-up ratio by day")
+    if table.num_rows == 0:
+        return empty(figure)
+    figure["data"] = [
+        trace(
+            "scatter",
+            _col(table, "day"),
+            _col(table, "thumbs_up_ratio"),
+            "thumbs-up ratio",
+            mode="lines+markers",
+        )
+    ]
+    figure["layout"]["yaxis"].update(tickformat=".0%", range=[0, 1.05])
+    return figure
+
+
+def tokens(table: pa.Table) -> Figure:
+    figure = base("Tokens by model", barmode="stack")
+    if table.num_rows == 0:
+        return empty(figure)
+    models = _col(table, "model")
+    figure["data"] = [
+        trace("bar", models, _col(table, "input_tokens"), "input"),
+        trace("bar", models, _col(table, "output_tokens"), "output"),
+    ]
+    return figure
+
+
+def peak_usage(table: pa.Table) -> Figure:
+    figure = base("Peak usage (UTC)")
+    if table.num_rows == 0:
+        return empty(figure)
+    grid = [[0] * 24 for _ in WEEKDAYS]
+    cells = zip(
+        _col(table, "weekday"),
+        _col(table, "hour"),
+        _col(table, "messages"),
+        strict=True,
+    )
+    for weekday, hour, count in cells:
+        grid[weekday - 1][hour] = count
+    figure["data"] = [
+        {
+            "type": "heatmap",
+            "z": grid,
+            "x": list(range(24)),
+            "y": WEEKDAYS,
+            "colorscale": "Blues",
+        }
+    ]
+    figure["layout"]["xaxis"]["title"] = {"text": "hour of day"}
+    return figure
+
+
+def sessions(table: pa.Table) -> Figure:
+    figure = base("Sessions per day")
+    if table.num_rows == 0:
+        return empty(figure)
+    days = _col(table, "day")
+    figure["data"] = [
+        trace("bar", days, _col(table, "sessions"), "sessions"),
+        trace(
+            "scatter",
+            days,
+            _col(table, "avg_turns_per_session"),
+            "turns per session",
+            mode="lines+markers",
+            yaxis="y2",
+        ),
+    ]
+    figure["layout"]["yaxis2"] = {"overlaying": "y", "side": "right"}
+    return figure
+
+
+def stream_activity(table: pa.Table) -> Figure:
+    figure = base("Stream events per hour", barmode="stack")
+    if table.num_rows == 0:
+        return empty(figure)
+    for event in sorted(set(_col(table, "event"))):
+        rows = table.filter(pc.equal(table.column("event"), event))
+        figure["data"].append(
+            trace("bar", _col(rows, "hour"), _col(rows, "events"), event)
+        )
+    return figure
+
+
+def bars(title: str, labels: list, values: list) -> Figure:
+    figure = base(title)
+    if not labels:
+        return empty(figure)
+    figure["data"] = [trace("bar", labels, values, title)]
+    return figure
