@@ -161,3 +161,40 @@ def scripted_model(inner, hang_s: float = 30.0):
 def _last_question(body: dict) -> str:
     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
     return str(users[-1].get("content", "")) if users else ""
+
+
+class Stack:
+    """`chatlake up` in a child process: every part on free loopback ports."""
+
+    PARTS = ("catalog", "ingest", "metrics", "model", "app")
+
+    def __init__(self, data_dir: Path, log_path: Path, env: dict | None = None) -> None:
+        self.data_dir = data_dir
+        self.ports = {part: free_port() for part in self.PARTS}
+        flags = [f"--{part}-port={port}" for part, port in self.ports.items()]
+        self.process = ChildProcess(
+            ["up", "--data-dir", str(data_dir), *flags], log_path, env
+        )
+
+    def url(self, part: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[part]}"
+
+    def __enter__(self) -> Stack:
+        try:
+            self.process.wait_http(self.url("app") + "/", timeout_s=180)
+        except BaseException:
+            self.process.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        code = self.process.stop(timeout_s=60)
+        if code != 0 and exc[0] is None:
+            raise AssertionError(
+                f"chatlake up exited with {code}:\n{self.process.log()}"
+            )
+
+    def app_env(self) -> dict[str, str]:
+        lines = (self.data_dir / "app.env").read_text().splitlines()
+        pairs = [line.split("=", 1) for line in lines if "=" in line]
+        return {key: value for key, value in pairs}
