@@ -73,12 +73,15 @@ class _Segment:
 DurableSink = Callable[[int, pa.RecordBatch, int], None]
 
 
-def encode_batch(batch: pa.RecordBatch) -> bytes:
-    """The Arrow IPC stream bytes of one batch."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+def encode_batch(batch: pa.RecordBatch, schema_message: bytes | None = None) -> bytes:
+    """One batch as an Arrow IPC stream: the schema message, then the batch.
+
+    ``schema_message`` is ``batch.schema.serialize()`` when the caller has it
+    cached; building a stream writer per batch costs several times more.
+    """
+    if schema_message is None:
+        schema_message = batch.schema.serialize().to_pybytes()
+    return schema_message + batch.serialize().to_pybytes()
 
 
 def decode_batch(payload: bytes) -> pa.RecordBatch:
@@ -103,8 +106,8 @@ def encode_frame(seq: int, payload: bytes, payload_crc: int | None = None) -> by
     return header + payload
 
 
-def _encode_payload(batch: pa.RecordBatch) -> tuple[bytes, int]:
-    payload = encode_batch(batch)
+def _encode_payload(batch: pa.RecordBatch, schema_message: bytes) -> tuple[bytes, int]:
+    payload = encode_batch(batch, schema_message)
     return payload, zlib.crc32(payload)
 
 
@@ -130,6 +133,7 @@ class WriteAheadLog:
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, int]] = deque()
         self._pending_bytes = 0
+        self._schema_cache: tuple[pa.Schema | None, bytes] = (None, b"")
 
     # -- opening and recovery (blocking: call in a thread) --------------------
 
@@ -219,10 +223,13 @@ class WriteAheadLog:
         """Append one batch; return its sequence number once it is fsynced."""
         self._check_open()
         # Serializing and checksumming a large batch is CPU work: off the loop.
+        schema_message = self._schema_message(batch.schema)
         if batch.nbytes >= INLINE_ENCODE_BYTES:
-            payload, payload_crc = await asyncio.to_thread(_encode_payload, batch)
+            payload, payload_crc = await asyncio.to_thread(
+                _encode_payload, batch, schema_message
+            )
         else:
-            payload, payload_crc = _encode_payload(batch)
+            payload, payload_crc = _encode_payload(batch, schema_message)
         self._check_open()
         seq = self._next_seq
         self._next_seq += 1
@@ -233,6 +240,15 @@ class WriteAheadLog:
             self._flusher = asyncio.create_task(self._flush_groups())
         # Shielded: a cancelled appender must not cancel the fsync of others.
         return await asyncio.shield(future)
+
+    def _schema_message(self, schema: pa.Schema) -> bytes:
+        cached_schema, message = self._schema_cache
+        if cached_schema is None or not schema.equals(
+            cached_schema, check_metadata=True
+        ):
+            message = schema.serialize().to_pybytes()
+            self._schema_cache = (schema, message)
+        return message
 
     def _check_open(self) -> None:
         if self._failure is not None:
