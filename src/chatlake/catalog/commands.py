@@ -19,6 +19,7 @@ from chatlake import config, logs
 from chatlake.catalog.client import CatalogClient
 from chatlake.catalog.config import DEFAULT_TOKEN_TTL_S, CatalogSettings
 from chatlake.catalog.errors import CatalogError
+from chatlake.catalog.privileges import normalize_securable_type
 from chatlake.names import parse_table_name
 from chatlake.types import parse_columns
 
@@ -448,7 +449,7 @@ def _grant_words(words: tuple[str, ...], joiners: tuple[str, ...]):
     privileges = [p.strip() for p in " ".join(words[:on]).split(",") if p.strip()]
     if not privileges:
         raise click.UsageError("name at least one privilege before ON")
-    return privileges, rest[0], rest[1], rest[3]
+    return privileges, normalize_securable_type(rest[0]), rest[1], rest[3]
 
 
 @grants.command("add", context_settings={"ignore_unknown_options": True})
@@ -487,6 +488,7 @@ def grants_revoke(client, words) -> None:
 @json_option
 def grants_list(client, kind, name, as_json) -> None:
     """List the privileges granted directly on one securable."""
+    kind = normalize_securable_type(kind)
     assignments = client.permissions(kind, name)["privilege_assignments"]
     if as_json:
         _print_json(assignments)
