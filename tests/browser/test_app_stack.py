@@ -92,3 +92,15 @@ def test_turn_and_ratings_land_in_delta_tables(page, stack):
 def _conversations(store):
     with sqlite3.connect(store.path) as db:
         return db.execute("SELECT id, title FROM conversations").fetchall()
+
+
+@pytest.mark.slow
+def test_analytics_pages_are_routed_and_read_this_stack(page, stack):
+    page.goto(stack.url("app") + "/dashboard")
+    expect(page.locator("#dashboard-page")).to_be_visible()
+    expect(page.locator(".placeholder")).to_have_count(0)
+
+    page.goto(stack.url("app") + "/ingestion")
+    expect(page.locator("#ingestion-page")).to_be_visible()
+    expect(page.locator("#ingestion-cards")).not_to_be_empty(timeout=30_000)
+    expect(page.locator(".analytics-error")).to_have_count(0)

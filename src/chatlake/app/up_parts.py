@@ -58,4 +58,13 @@ def app_service(ctx):
         str(ctx.data_dir),
     )
     url = ctx.url("app")
-    return Service("app", argv, ready_url=f"{url}/", env=dict(ctx.app_env), address=url)
+    # The /ingestion page scrapes the ingest server's metrics of this stack.
+    env = {**ctx.app_env, "CHATLAKE_INGEST_METRICS_URL": metrics_url(ctx)}
+    return Service("app", argv, ready_url=f"{url}/", env=env, address=url)
+
+
+def metrics_url(ctx) -> str:
+    from chatlake import config
+
+    port = ctx.ports.get("metrics", config.DEFAULT_METRICS_PORT)
+    return f"http://127.0.0.1:{port}/metrics"
