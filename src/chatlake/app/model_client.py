@@ -15,6 +15,7 @@ import openai
 
 from chatlake.app.demo_model import split_tokens
 from chatlake.app.errors import ModelError
+from chatlake.app.oauth import TokenSource
 from chatlake.app.settings import ModelSettings
 
 logger = logging.getLogger(__name__)
@@ -83,9 +84,10 @@ class ModelClient:
         )
         # Retries would hide a failing endpoint behind a long wait; the user has a
         # retry button instead.
+        self._tokens = TokenSource(settings.oauth) if settings.oauth else None
         self._client = openai.OpenAI(
             base_url=settings.base_url,
-            api_key=settings.api_key,
+            api_key=settings.api_key or "oauth",
             timeout=timeout,
             max_retries=0,
         )
@@ -105,7 +107,10 @@ class ModelClient:
     def _stream(
         self, messages: list[dict], should_stop: Callable[[], bool]
     ) -> Iterator[Delta | Finish]:
-        stream = self._client.chat.completions.create(
+        client = self._client
+        if self._tokens is not None:
+            client = client.with_options(api_key=self._tokens.token())
+        stream = client.chat.completions.create(
             model=self.settings.model,
             messages=messages,
             max_tokens=self.settings.max_tokens,

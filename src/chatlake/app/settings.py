@@ -3,7 +3,9 @@
 Model endpoint, first match wins:
 
 1. Databricks Model Serving: ``DATABRICKS_HOST`` + ``SERVING_ENDPOINT``, with
-   ``DATABRICKS_TOKEN`` (base URL ``{host}/serving-endpoints``, model = endpoint).
+   ``DATABRICKS_TOKEN``, or else the app's service principal
+   (``DATABRICKS_CLIENT_ID`` / ``DATABRICKS_CLIENT_SECRET``, as Databricks Apps
+   provide) traded for OAuth tokens; base URL ``{host}/serving-endpoints``.
 2. Any OpenAI-compatible server: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
    ``CHATLAKE_MODEL``.
 3. Nothing set: chatlake's offline demo model on ``127.0.0.1:8070``.
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from chatlake import config
 from chatlake.app.demo_model import DEMO_MODEL_ID, DEMO_MODEL_LABEL
+from chatlake.app.oauth import ClientCredentials
 from chatlake.errors import ConfigError
 
 ENV_MODEL = "CHATLAKE_MODEL"
@@ -39,12 +42,14 @@ class ModelSettings:
     """Where the model lives and how long a turn may take."""
 
     base_url: str
-    api_key: str
+    api_key: str | None
     model: str
     label: str
     timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
     max_tokens: int = DEFAULT_MAX_TOKENS
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Set when the api key is an OAuth token fetched with these credentials.
+    oauth: ClientCredentials | None = None
 
     @property
     def is_demo(self) -> bool:
@@ -54,6 +59,7 @@ class ModelSettings:
     def from_env(cls, env: dict[str, str] | None = None) -> ModelSettings:
         env = dict(os.environ if env is None else env)
         base_url, api_key, model = _endpoint(env)
+        oauth = _oauth(env) if api_key is None else None
         default_label = DEMO_MODEL_LABEL if model == DEMO_MODEL_ID else model
         return cls(
             base_url=base_url,
@@ -65,6 +71,7 @@ class ModelSettings:
             ),
             max_tokens=_positive(env, ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS, int),
             system_prompt=env.get(ENV_SYSTEM_PROMPT) or DEFAULT_SYSTEM_PROMPT,
+            oauth=oauth,
         )
 
 
@@ -72,14 +79,15 @@ def demo_base_url(port: int = config.DEFAULT_MODEL_PORT) -> str:
     return f"http://{config.DEFAULT_HOST}:{port}/v1"
 
 
-def _endpoint(env: dict[str, str]) -> tuple[str, str, str]:
+def _endpoint(env: dict[str, str]) -> tuple[str, str | None, str]:
+    """Base URL, api key (None: use OAuth) and model name."""
     host, endpoint = env.get("DATABRICKS_HOST"), env.get("SERVING_ENDPOINT")
     if host and endpoint:
-        token = env.get("DATABRICKS_TOKEN")
-        if not token:
-            raise ConfigError("SERVING_ENDPOINT is set but DATABRICKS_TOKEN is missing")
-        host = host if "://" in host else f"https://{host}"
-        return f"{host.rstrip('/')}/serving-endpoints", token, endpoint
+        return (
+            f"{_https(host)}/serving-endpoints",
+            env.get("DATABRICKS_TOKEN"),
+            endpoint,
+        )
     base_url = env.get("OPENAI_BASE_URL")
     if base_url:
         model = env.get(ENV_MODEL)
@@ -87,6 +95,24 @@ def _endpoint(env: dict[str, str]) -> tuple[str, str, str]:
             raise ConfigError(f"OPENAI_BASE_URL is set but {ENV_MODEL} is missing")
         return base_url.rstrip("/"), env.get("OPENAI_API_KEY") or DEMO_API_KEY, model
     return demo_base_url(), DEMO_API_KEY, DEMO_MODEL_ID
+
+
+def _https(host: str) -> str:
+    return (host if "://" in host else f"https://{host}").rstrip("/")
+
+
+def _oauth(env: dict[str, str]) -> ClientCredentials:
+    client_id, secret = (
+        env.get("DATABRICKS_CLIENT_ID"),
+        env.get("DATABRICKS_CLIENT_SECRET"),
+    )
+    if not client_id or not secret:
+        raise ConfigError(
+            "SERVING_ENDPOINT is set but neither DATABRICKS_TOKEN nor "
+            "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET are"
+        )
+    token_url = f"{_https(env['DATABRICKS_HOST'])}/oidc/v1/token"
+    return ClientCredentials(token_url, client_id, secret)
 
 
 def _positive(env: dict[str, str], name: str, default, kind):
