@@ -18,7 +18,12 @@ from chatlake.errors import ConfigError
 from chatlake.ingest import wal as wal_module
 from chatlake.ingest.committer import committed_version
 from chatlake.ingest.storage import Storage, StorageSettings, TableTarget
-from chatlake.ingest.storage_errors import StorageClosedError, StorageError, WalError
+from chatlake.ingest.storage_errors import (
+    BatchRejectedError,
+    StorageClosedError,
+    StorageError,
+    WalError,
+)
 
 SCHEMA = pa.schema(
     [
@@ -322,8 +327,64 @@ async def test_rows_without_the_dedupe_column_fail_commit_mode_appends(tmp_path)
     storage = Storage(tmp_path / "data", settings)
     await storage.start()
 
-    with pytest.raises(StorageError, match=r"table main\.chatbot\.t: commit failed"):
+    with pytest.raises(
+        BatchRejectedError,
+        match=r"table main\.chatbot\.t: rows lack the dedupe key column 'missing'",
+    ):
         await storage.append(tgt, rows("a"))
 
     await storage.stop()
     assert not DeltaTable.is_deltatable(tgt.location)
+
+
+def nulls(*ids) -> pa.RecordBatch:
+    """Rows with a null in the NOT NULL column: the Delta table refuses them."""
+    batch = rows(*ids)
+    bad = pa.array([None] * len(ids), pa.string())
+    return pa.record_batch(
+        [bad, *batch.columns[1:]],
+        schema=SCHEMA.set(0, pa.field("telemetry_id", pa.string())),
+    )
+
+
+async def test_wal_mode_quarantines_a_batch_the_table_refuses(tmp_path):
+    settings = StorageSettings(commit_interval_s=3600, **QUIET)
+    tgt = target(tmp_path)
+    DeltaTable.create(tgt.location, schema=SCHEMA)
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+    await storage.append(tgt, rows("ok1"))
+    await storage.append(tgt, nulls("bad"))
+    await storage.append(tgt, rows("ok2"))
+
+    assert await storage.flush()
+    await storage.stop()
+    restarted = Storage(tmp_path / "data", settings)
+    await restarted.start()
+    await restarted.stop()
+
+    assert sql_ids(tgt) == ["ok1", "ok2"]
+    rejected = storage.wal_root / tgt.full_name / "rejected" / f"{1:020d}.arrow"
+    kept = pa.ipc.open_file(rejected).read_all()
+    assert kept.column("user_message").to_pylist() == ["message bad 😀"]
+
+
+async def test_commit_mode_refuses_a_batch_the_table_refuses(tmp_path):
+    settings = StorageSettings(durability="commit", **QUIET)
+    tgt = target(tmp_path)
+    DeltaTable.create(tgt.location, schema=SCHEMA)
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+
+    results = await asyncio.gather(
+        storage.append(tgt, rows("ok1")),
+        storage.append(tgt, nulls("bad")),
+        storage.append(tgt, rows("ok2")),
+        return_exceptions=True,
+    )
+    await storage.stop()
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], BatchRejectedError)
+    assert "failed validation" in str(results[1])
+    assert sql_ids(tgt) == ["ok1", "ok2"]

@@ -99,17 +99,44 @@ async def test_one_commit_takes_at_most_commit_bytes(tmp_path):
     assert committed_version(committer.target.location, APP_ID) == 4
 
 
-async def test_batches_of_different_schemas_go_in_separate_commits(tmp_path):
+async def test_a_batch_the_table_refuses_is_set_aside_and_the_rest_commit(tmp_path):
     committer = make(tmp_path)
+    committer.quarantine_dir = tmp_path / "rejected"
     wider = pa.schema([("id", pa.string()), ("n", pa.int64()), ("x", pa.int32())])
     committer.add(PendingBatch(0, rows("a"), 10))
     committer.add(PendingBatch(1, pa.record_batch([["b"], [1], [2]], schema=wider), 10))
+    committer.add(PendingBatch(2, rows("c"), 10))
 
-    assert not await committer.commit_now(attempts=1)
+    assert await committer.commit_now()
 
-    assert table_ids(committer) == ["a"]
-    assert committed_version(committer.target.location, APP_ID) == 0
-    assert committer.pending_batches == 1
+    assert table_ids(committer) == ["a", "c"]
+    assert committed_version(committer.target.location, APP_ID) == 2
+    assert committer.pending_batches == 0
+    quarantined = pa.ipc.open_file(tmp_path / "rejected" / f"{1:020d}.arrow")
+    assert quarantined.read_all().to_pydict() == {"id": ["b"], "n": [1], "x": [2]}
+
+
+async def test_a_refused_batch_inside_a_commit_is_found_one_batch_at_a_time(tmp_path):
+    target_schema = pa.schema(
+        [pa.field("id", pa.string(), nullable=False), ("n", pa.int64())]
+    )
+    location = (tmp_path / "t").as_uri()
+    DeltaTable.create(location, schema=target_schema)
+    committer = make(tmp_path)
+    released = []
+
+    async def on_committed(version):
+        released.append(version)
+
+    committer.on_committed = on_committed
+    for seq, ids in enumerate([("a",), ("b", None), ("c",)]):
+        committer.add(PendingBatch(seq, rows(*ids), 10))
+
+    assert await committer.commit_now()
+
+    assert table_ids(committer) == ["a", "c"]
+    assert released == [0, 1, 2]
+    assert committer.pending_batches == 0
 
 
 async def test_a_failed_commit_that_did_land_is_not_written_twice(
@@ -232,8 +259,13 @@ def test_committed_version_of_a_missing_table_is_minus_one(tmp_path):
     assert committed_version((tmp_path / "none").as_uri(), APP_ID) == -1
 
 
-async def test_an_unexpected_failure_keeps_the_batches_pending(tmp_path):
-    committer = make(tmp_path, dedupe_key="no_such_column")
+async def test_an_unexpected_failure_keeps_the_batches_pending(tmp_path, monkeypatch):
+    committer = make(tmp_path)
+
+    def buggy(*args, **kwargs):
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(committer_module, "write_deltalake", buggy)
     committer.add(PendingBatch(0, rows("a"), 10))
 
     assert not await committer.commit_now()

@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import DeltaError, SchemaMismatchError
 
 from chatlake.ingest import storage_metrics as metrics
 from chatlake.ingest.dedupe import DedupeIndex
-from chatlake.ingest.storage_errors import CommitError
+from chatlake.ingest.storage_errors import BatchRejectedError, CommitError
 
 if TYPE_CHECKING:
     from chatlake.ingest.storage import TableTarget
@@ -40,6 +42,14 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 COMMIT_MODE_ATTEMPTS = 3
+# deltalake raises these for data the table's schema or constraints refuse.
+_DATA_ERRORS = (
+    SchemaMismatchError,
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+)
+_DATA_ERROR_TEXTS = ("Invalid data found", "failed validation", "Cast error")
 
 
 @dataclass
@@ -76,6 +86,11 @@ class Committer:
 
     ``on_committed(version)`` runs after each successful commit (the WAL uses
     it to delete segments). Call ``start()`` once, ``close()`` at the end.
+
+    A batch the table refuses (schema, NOT NULL, types) must not block the
+    table forever: the committer finds it by committing one batch at a time,
+    then fails its appender (commit mode) or moves it to ``quarantine_dir``
+    as an Arrow file (wal mode, where it was already acked) and moves on.
     """
 
     def __init__(
@@ -89,6 +104,7 @@ class Committer:
         group_commit: bool,
         dedupe: DedupeIndex | None = None,
         on_committed: Callable[[int], Awaitable[None]] | None = None,
+        quarantine_dir: Path | None = None,
     ) -> None:
         self.target = target
         self.app_id = app_id
@@ -98,6 +114,8 @@ class Committer:
         self.group_commit = group_commit
         self.dedupe = dedupe
         self.on_committed = on_committed
+        self.quarantine_dir = quarantine_dir
+        self._one_at_a_time_through = -1
         self._pending: deque[PendingBatch] = deque()
         self._pending_bytes = 0
         self._wake = asyncio.Event()
@@ -220,7 +238,8 @@ class Committer:
         """The oldest batches up to commit_bytes that share one schema."""
         first = self._pending.popleft()
         items, size = [first], first.size_bytes
-        while self._pending and size < self.commit_bytes:
+        one_at_a_time = first.seq <= self._one_at_a_time_through
+        while self._pending and size < self.commit_bytes and not one_at_a_time:
             following = self._pending[0]
             if not following.batch.schema.equals(first.batch.schema):
                 break
@@ -235,6 +254,8 @@ class Committer:
         started = time.perf_counter()
         try:
             outcome = await asyncio.to_thread(self._write, items)
+        except BatchRejectedError as error:
+            return await self._isolate_or_reject(items, error)
         except CommitError as error:
             return self._commit_failed(items, error, attempts)
         except Exception as error:  # a bug: keep the batches, report it once
@@ -276,9 +297,63 @@ class Committer:
             self._failures_in_row,
             error,
         )
+        self._restore(items)
+        return False
+
+    def _restore(self, items: list[PendingBatch]) -> None:
         self._pending.extendleft(reversed(items))
         self._pending_bytes += sum(item.size_bytes for item in items)
-        return False
+
+    async def _isolate_or_reject(
+        self, items: list[PendingBatch], error: BatchRejectedError
+    ) -> bool:
+        if len(items) > 1:
+            log.warning(
+                "table %s: the table refuses a batch among sequences %d-%d (%s); "
+                "committing them one at a time",
+                self.label,
+                items[0].seq,
+                items[-1].seq,
+                error,
+            )
+            self._one_at_a_time_through = items[-1].seq
+            self._restore(items)
+            return True
+        await self._reject(items[0], error)
+        return True
+
+    async def _reject(self, item: PendingBatch, error: BatchRejectedError) -> None:
+        metrics.REJECTED_BATCHES.labels(self.label).inc()
+        if item.done is not None:
+            if not item.done.done():
+                item.done.set_exception(error)
+        else:
+            path = await asyncio.to_thread(self._quarantine, item)
+            log.error(
+                "table %s: batch %d (%d rows) refused by the table, %s: %s",
+                self.label,
+                item.seq,
+                item.batch.num_rows,
+                f"kept in {path}" if path else "dropped",
+                error,
+            )
+        self._uncertain = False
+        await self._notify_committed(item.seq)
+        self._update_room()
+
+    def _quarantine(self, item: PendingBatch) -> Path | None:
+        if self.quarantine_dir is None:
+            return None
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        path = self.quarantine_dir / f"{item.seq:020d}.arrow"
+        partial = path.with_suffix(".partial")
+        with pa.OSFile(str(partial), "wb") as sink:
+            with pa.ipc.new_file(sink, item.batch.schema) as writer:
+                writer.write_batch(item.batch)
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+        return path
 
     async def _notify_committed(self, version: int) -> None:
         if self.on_committed is None:
@@ -333,21 +408,38 @@ class Committer:
                     app_transactions=[Transaction(self.app_id, version)]
                 ),
             )
-        except (DeltaError, OSError, pa.ArrowException) as error:
-            raise CommitError(
-                f"table {self.label}: Delta commit at {location} failed: {error}"
-            ) from error
+        except Exception as error:
+            raise self._translate(error, location) from error
         self._uncertain = False
         self._remember_keys(table)
         return CommitOutcome(
             version, table.num_rows, dropped, skipped_as_committed=False
         )
 
+    def _translate(self, error: Exception, location: str) -> Exception:
+        """A CommitError (retryable) or BatchRejectedError (not); bugs pass."""
+        text = str(error)
+        if isinstance(error, BatchRejectedError):
+            return error
+        if isinstance(error, _DATA_ERRORS) or any(t in text for t in _DATA_ERROR_TEXTS):
+            return BatchRejectedError(
+                f"table {self.label}: the table refuses the data: {text}"
+            )
+        if isinstance(error, (DeltaError, OSError, pa.ArrowException)):
+            return CommitError(
+                f"table {self.label}: Delta commit at {location} failed: {text}"
+            )
+        return error
+
     def _deduplicated(self, items: list[PendingBatch]) -> tuple[pa.Table, int]:
         table = pa.Table.from_batches([item.batch for item in items])
         key = self.target.dedupe_key
         if self.dedupe is None or key is None:
             return table, 0
+        if key not in table.column_names:
+            raise BatchRejectedError(
+                f"table {self.label}: rows lack the dedupe key column {key!r}"
+            )
         result = self.dedupe.filter(table, key, now_s=time.time())
         return result.table, result.dropped_rows
 

@@ -45,6 +45,7 @@ Durability = Literal["wal", "commit"]
 MIB = 1024 * 1024
 TARGET_FILE = "target.json"
 LOCK_FILE = "lock"
+REJECTED_DIR = "rejected"
 _SAFE_DIR_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 
 
@@ -292,7 +293,9 @@ class _TablePipeline:
         async def release(version: int) -> None:
             await asyncio.to_thread(wal.release_through, version)
 
-        committer = _committer(settings, target, wal_id, release)
+        committer = _committer(
+            settings, target, wal_id, release, directory / REJECTED_DIR
+        )
         await _load_dedupe_keys(committer.dedupe, target)
         pipeline = cls(target, committer, settings)
         pipeline.wal, pipeline.directory, pipeline.lock_fd = wal, directory, lock_fd
@@ -365,7 +368,11 @@ class _TablePipeline:
 
 
 def _committer(
-    settings: StorageSettings, target: TableTarget, app_id: str, on_committed
+    settings: StorageSettings,
+    target: TableTarget,
+    app_id: str,
+    on_committed,
+    quarantine_dir: Path | None = None,
 ) -> Committer:
     return Committer(
         target,
@@ -376,6 +383,7 @@ def _committer(
         group_commit=settings.durability == "commit",
         dedupe=_dedupe_index(settings, target),
         on_committed=on_committed,
+        quarantine_dir=quarantine_dir,
     )
 
 

@@ -5,7 +5,9 @@ StorageError                 (chatlake.ingest.errors.IngestError)
 ├── WalError                 the write-ahead log cannot be written or opened
 │   └── WalCorruptError      a sealed segment fails its checks (not a torn tail)
 ├── CommitError              a Delta commit failed; in durability="commit" mode
-│                            the batch was not stored and the client must resend
+│   │                        the batch was not stored and the client must resend
+│   └── BatchRejectedError   the table refuses the batch's data (schema, NOT NULL,
+│                            types): retrying cannot help
 └── MaintenanceError         compaction, checkpoint or vacuum failed
 """
 
@@ -32,6 +34,10 @@ class WalCorruptError(WalError):
 
 class CommitError(StorageError):
     """A Delta commit failed after its retries."""
+
+
+class BatchRejectedError(CommitError):
+    """The Delta table refuses this batch's data; resending it cannot succeed."""
 
 
 class MaintenanceError(StorageError):

@@ -81,6 +81,11 @@ TIME_TO_TABLE_SECONDS = Histogram(
     ["table"],
     buckets=_TIME_TO_TABLE_BUCKETS_S,
 )
+REJECTED_BATCHES = Counter(
+    "chatlake_ingest_rejected_batches_total",
+    "Batches the Delta table refused (schema or constraint); quarantined in wal mode.",
+    ["table"],
+)
 DEDUPE_DROPPED = Counter(
     "chatlake_ingest_dedupe_dropped_rows_total",
     "Rows dropped because their dedupe key was already committed.",
