@@ -388,3 +388,27 @@ async def test_commit_mode_refuses_a_batch_the_table_refuses(tmp_path):
     assert isinstance(results[1], BatchRejectedError)
     assert "failed validation" in str(results[1])
     assert sql_ids(tgt) == ["ok1", "ok2"]
+
+
+@pytest.mark.parametrize("durability", ["wal", "commit"])
+async def test_appends_racing_stop_end_promptly_and_acked_ones_land(
+    tmp_path, durability
+):
+    settings = StorageSettings(durability=durability, commit_interval_s=0.05, **QUIET)
+    tgt = target(tmp_path)
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+
+    appends = [
+        asyncio.create_task(storage.append(tgt, rows(f"r{i:03d}"))) for i in range(200)
+    ]
+    await asyncio.sleep(0)
+    await storage.stop()
+    results = await asyncio.wait_for(
+        asyncio.gather(*appends, return_exceptions=True), 10
+    )
+
+    acked = [f"r{i:03d}" for i, result in enumerate(results) if result is None]
+    assert all(r is None or isinstance(r, StorageError) for r in results)
+    assert acked
+    assert set(acked) <= set(sql_ids(tgt))

@@ -33,7 +33,11 @@ from deltalake.exceptions import DeltaError, SchemaMismatchError
 
 from chatlake.ingest import storage_metrics as metrics
 from chatlake.ingest.dedupe import DedupeIndex
-from chatlake.ingest.storage_errors import BatchRejectedError, CommitError
+from chatlake.ingest.storage_errors import (
+    BatchRejectedError,
+    CommitError,
+    StorageClosedError,
+)
 
 if TYPE_CHECKING:
     from chatlake.ingest.storage import TableTarget
@@ -139,6 +143,8 @@ class Committer:
 
     def add(self, item: PendingBatch) -> None:
         """Queue a batch; it must come in sequence order."""
+        if self._closing:
+            raise StorageClosedError(f"table {self.label}: storage is stopping")
         self._pending.append(item)
         self._pending_bytes += item.size_bytes
         if self._pending_bytes > self.max_pending_bytes:

@@ -224,15 +224,19 @@ class Storage:
             return pipeline
         opening = self._opening.get(target.full_name)
         if opening is None:
-            opening = asyncio.create_task(_TablePipeline.open(self, target))
+            opening = asyncio.create_task(self._open_pipeline(target))
             self._opening[target.full_name] = opening
+        return await asyncio.shield(opening)
+
+    async def _open_pipeline(self, target: TableTarget) -> _TablePipeline:
+        # Registered by the opening task itself, so stop() closes it even if
+        # the append that asked for it was cancelled meanwhile.
         try:
-            pipeline = await asyncio.shield(opening)
+            pipeline = await _TablePipeline.open(self, target)
+            self._tables[target.full_name] = pipeline
+            return pipeline
         finally:
-            if opening.done():
-                self._opening.pop(target.full_name, None)
-        self._tables[target.full_name] = pipeline
-        return pipeline
+            self._opening.pop(target.full_name, None)
 
 
 class _TablePipeline:
