@@ -1,0 +1,222 @@
+"""How fast chatlake answers SQL over a large chat table, against DuckDB's floor.
+
+Generates N chat turns (default 10 million) and 10% as many ratings, writes
+them as Delta tables with deltalake in large batches, compacts them, and also
+writes the same rows to one Parquet file each. Then, for the three C18 guide
+queries and every report, it times SqlEngine (guard, translation, Delta
+snapshot, DuckDB) against DuckDB running the identical translated SQL straight
+on the Parquet files, and prints the ratio. Last, it times the dashboard's
+first render (all reports of the page, server side) for two time ranges.
+
+    .venv/bin/python benchmarks/analytics.py            # 10M rows
+    .venv/bin/python benchmarks/analytics.py --rows 1000000 --keep /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+from deltalake import DeltaTable, write_deltalake
+
+from chatlake.analytics import page_data, reports
+from chatlake.analytics.engine import SqlEngine, prepare
+from chatlake.analytics.resolver import StaticResolver
+from chatlake.analytics.testing import table_schema
+from chatlake.app import dashboard
+from chatlake.chat_tables import CHAT_EVENTS, FEEDBACK
+
+EVENTS = reports.DEFAULT_CHAT_EVENTS
+RATINGS = reports.DEFAULT_FEEDBACK
+BATCH_ROWS = 1_000_000
+SPAN_DAYS = 30
+
+C18 = {
+    "c18_recent": f"""
+        SELECT telemetry_id, user_message, assistant_message, response_time_ms,
+               ingestion_time
+        FROM {EVENTS}
+        WHERE ingestion_time >= current_timestamp() - INTERVAL 1 DAY
+        ORDER BY ingestion_time DESC LIMIT 100""",
+    "c18_per_day": f"""
+        SELECT DATE(ingestion_time) AS date, AVG(response_time_ms) AS avg_ms,
+               MAX(response_time_ms) AS max_ms, COUNT(*) AS conversations
+        FROM {EVENTS} GROUP BY DATE(ingestion_time) ORDER BY date DESC""",
+    "c18_prefixes": f"""
+        SELECT SUBSTRING(user_message, 1, 100) AS prefix, COUNT(*) AS count
+        FROM {EVENTS} GROUP BY SUBSTRING(user_message, 1, 100)
+        ORDER BY count DESC LIMIT 20""",
+}
+
+# Columns of chat_events generated from the row number i (DuckDB SQL).
+_TURNS = """
+SELECT
+  'turn-' || i AS telemetry_id,
+  ts AS event_time,
+  ts + to_microseconds((hash(i, 'lag') % 2000000)::BIGINT) AS ingestion_time,
+  'session-' || (i // 4) AS session_id,
+  'user-' || (hash(i // 4) % 5000) AS user_id,
+  (i % 4)::INT AS turn_index,
+  'bench' AS app_name, '1.0' AS app_version, 'chat' AS endpoint,
+  ['model-a', 'model-b', 'model-c'][(1 + hash(i, 'model') % 3)::BIGINT] AS model,
+  'How do I ' || ['reset', 'export', 'share', 'delete', 'rename'][(1 + i % 5)::BIGINT]
+    || ' my ' || ['account', 'report', 'table', 'dashboard'][(1 + (i // 5) % 4)::BIGINT]
+    || ' (variant ' || (hash(i, 'q') % 40) || ')?' AS user_message,
+  repeat('Here is how. ', 8) AS assistant_message,
+  (200 + hash(i, 'rt') % 4000)::BIGINT AS response_time_ms,
+  (50 + hash(i, 'ttft') % 600)::BIGINT AS ttft_ms,
+  (10 + hash(i, 'in') % 400)::INT AS input_tokens,
+  (20 + hash(i, 'out') % 800)::INT AS output_tokens,
+  'stop' AS finish_reason,
+  CASE WHEN hash(i, 'err') % 50 = 0 THEN 'error' ELSE 'ok' END AS status,
+  CASE WHEN hash(i, 'err') % 50 = 0
+       THEN ['timeout', 'rate_limit'][(1 + i % 2)::BIGINT] END AS error_type,
+  NULL::VARCHAR AS error_message,
+  'req-' || i AS request_id
+FROM (
+  SELECT i, $end - to_microseconds(
+      (hash(i, 'time') % ($span_us::UBIGINT))::BIGINT) AS ts
+  FROM range($start, $stop) AS t(i)
+)
+"""
+
+_RATINGS = """
+SELECT
+  'fb-' || i AS feedback_id,
+  'turn-' || (i * 10) AS telemetry_id,
+  $end - to_microseconds((hash(i * 10, 'time') % ($span_us::UBIGINT))::BIGINT)
+    + INTERVAL 30 SECOND AS event_time,
+  NULL::TIMESTAMPTZ AS ingestion_time,
+  'session-' || (i * 10 // 4) AS session_id,
+  NULL::VARCHAR AS user_id,
+  CASE WHEN hash(i, 'rating') % 4 = 0 THEN -1 ELSE 1 END AS rating,
+  NULL::VARCHAR AS comment
+FROM range($start, $stop) AS t(i)
+"""
+
+
+def generate(root: Path, rows: int) -> dict[str, Path]:
+    """Write both tables as Delta (compacted) and as single Parquet files."""
+    end = datetime.now(UTC)
+    span_us = SPAN_DAYS * 86_400_000_000
+    paths = {}
+    for name, sql, count, spec in (
+        ("chat_events", _TURNS, rows, CHAT_EVENTS),
+        ("feedback", _RATINGS, rows // 10, FEEDBACK),
+    ):
+        started = time.perf_counter()
+        location = root / name
+        connection = duckdb.connect()
+        connection.execute("SET TimeZone = 'UTC'")
+        schema = table_schema(spec)
+        for first in range(0, count, BATCH_ROWS):
+            params = {
+                "start": first,
+                "stop": min(first + BATCH_ROWS, count),
+                "end": end,
+                "span_us": span_us,
+            }
+            batch = connection.sql(sql, params=params).to_arrow_table().cast(schema)
+            write_deltalake(str(location), batch, mode="append")
+        DeltaTable(str(location)).optimize.compact()
+        parquet = root / f"{name}.parquet"
+        dataset = DeltaTable(str(location)).to_pyarrow_dataset()
+        connection.register("source", dataset)
+        connection.execute(f"COPY source TO '{parquet}' (FORMAT parquet)")
+        connection.close()
+        print(
+            f"generated {count:,} rows of {name} in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        paths[name] = location
+        paths[f"{name}.parquet"] = parquet
+    return paths
+
+
+def timed(run, repeats: int) -> float:
+    """Median wall time in ms of ``repeats`` runs after one warm-up."""
+    run()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def floor_runner(paths: dict[str, Path], sql: str, params: dict):
+    """DuckDB running the engine's own translated SQL over the Parquet files."""
+    [prepared] = prepare(sql)
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    for view, table in zip(prepared.views, prepared.tables, strict=True):
+        parquet = paths[f"{table.rsplit('.', 1)[-1]}.parquet"]
+        connection.execute(
+            f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{parquet}')"
+        )
+    bound = prepared.bind(params)
+    return lambda: connection.sql(prepared.duckdb_sql, params=bound).to_arrow_table()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="Keep (or reuse) data in this dir.")
+    args = parser.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="chatlake-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / "chat_events.parquet").exists():
+        paths = {n: root / n for n in ("chat_events", "feedback")}
+        paths |= {
+            f"{n}.parquet": root / f"{n}.parquet" for n in ("chat_events", "feedback")
+        }
+        print(f"reusing data in {root}")
+    else:
+        paths = generate(root, args.rows)
+
+    engine = SqlEngine(
+        StaticResolver(
+            {
+                EVENTS: str(paths["chat_events"]),
+                RATINGS: str(paths["feedback"]),
+            }
+        )
+    )
+    tables = reports.ReportTables()
+    everything = {"since": reports.EARLIEST, "until": reports.LATEST}
+    cases = {name: (sql, {}) for name, sql in C18.items()}
+    for report in reports.list_reports():
+        if "${stream_events}" in report.sql:
+            continue
+        cases[f"report {report.name}"] = (
+            reports.report_sql(report, tables),
+            everything,
+        )
+
+    print(f"\n{'query':34} {'chatlake ms':>12} {'parquet ms':>11} {'ratio':>7}")
+    for name, (sql, params) in cases.items():
+        ours = timed(lambda s=sql, p=params: engine.query(s, p), args.repeats)
+        floor = timed(floor_runner(paths, sql, params), args.repeats)
+        print(f"{name:34} {ours:12.0f} {floor:11.0f} {ours / floor:7.2f}")
+
+    page_data.SHARED = page_data.PageData(engine)
+    print()
+    for range_key in ("24h", "30d"):
+        started = time.perf_counter()
+        dashboard.render(range_key)
+        first = (time.perf_counter() - started) * 1000
+        again = timed(lambda k=range_key: dashboard.render(k), 1)
+        print(
+            f"dashboard first render ({range_key}): {first:.0f} ms, warm {again:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
