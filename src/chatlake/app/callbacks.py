@@ -83,13 +83,13 @@ def register(app: dash.Dash, service: ChatService, user_id: Callable[[], str]) -
         if not ctx.triggered or not ctx.triggered[0]["value"]:
             raise PreventUpdate
         trigger = ctx.triggered_id
-        turn = service.store.turn(trigger["turn"])
-        rating = {"rate-up": 1, "rate-down": -1}.get(trigger["type"], turn.rating)
-        if rating is None:
-            return no_update, no_update, "rate the answer first, then add a comment"
         try:
+            turn = service.store.turn(trigger["turn"])
+            rating = {"rate-up": 1, "rate-down": -1}.get(trigger["type"], turn.rating)
+            if rating is None:
+                return no_update, no_update, "rate the answer first, then add a comment"
             service.rate(user_id(), turn.id, rating, comment)
-        except AppError as error:
+        except AppError as error:  # NotFound included: a stale or foreign turn
             return no_update, no_update, str(error)
         saved = service.store.turn(turn.id)
         up, down = layout.rating_classes(saved.rating)
@@ -122,7 +122,7 @@ class _Controller:
                 if isinstance(trigger, dict) and trigger["type"] == "suggestion":
                     text = layout.SUGGESTIONS[trigger["index"]]
                 result = self.send(text, conversation_id, active_turn, version)
-        except (AppError, st.NotFound) as error:
+        except AppError as error:  # NotFound included
             result = {"chat-error": str(error)}
         return [result.get(key, no_update) for key in _OUTPUTS]
 

@@ -1,0 +1,147 @@
+"""The app's Dash endpoints with hand-made requests, as a hostile or stale client
+could send them: each gets a clear message, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatlake.app.model_client import ModelClient
+from chatlake.app.server import IDENTITY_COOKIE, AppParts, create_app
+from chatlake.app.settings import AppSettings, ModelSettings
+from chatlake.app.store import ConversationStore
+from chatlake.app.telemetry_sink import TelemetrySink
+from chatlake.app.turns import ChatService
+
+CONTROLLER = (
+    "..messages.children...conversation-id.data...active-turn.data...poll.disabled"
+    "...question.value...question.disabled...send.disabled...stop.className"
+    "...chat-error.children...sidebar-version.data.."
+)
+RATE = (
+    '..{"turn":["MATCH"],"type":"rate-up"}.className'
+    '...{"turn":["MATCH"],"type":"rate-down"}.className'
+    '...{"turn":["MATCH"],"type":"rate-note"}.children..'
+)
+OWNER, STRANGER = "a" * 32, "b" * 32
+
+
+@pytest.fixture
+def app_parts(tmp_path):
+    settings = AppSettings(tmp_path)
+    model = ModelSettings.from_env(
+        {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "CHATLAKE_MODEL": "m"}
+    )
+    store = ConversationStore(settings.store_path)
+    service = ChatService(store, ModelClient(model), TelemetrySink(None), settings)
+    return AppParts(settings, model, service)
+
+
+@pytest.fixture
+def client(app_parts):
+    return create_app(app_parts).server.test_client()
+
+
+def _prop(component_id, prop, value):
+    return {"id": component_id, "property": prop, "value": value}
+
+
+def _changed(component_id, prop):
+    if isinstance(component_id, dict):
+        component_id = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return f"{component_id}.{prop}"
+
+
+def controller_request(trigger_index, trigger, state):
+    inputs = [
+        _prop("send", "n_clicks", None),
+        _prop("question", "n_submit", None),
+        [],
+        [],
+        _prop("poll", "n_intervals", None),
+        _prop("stop", "n_clicks", None),
+        _prop("new-chat", "n_clicks", None),
+        [],
+    ]
+    inputs[trigger_index] = trigger
+    changed = trigger[0] if isinstance(trigger, list) else trigger
+    return {
+        "output": CONTROLLER,
+        "outputs": [
+            {"id": spec.split(".")[0], "property": spec.split(".")[1]}
+            for spec in CONTROLLER.strip(".").split("...")
+        ],
+        "inputs": inputs,
+        "changedPropIds": [_changed(changed["id"], changed["property"])],
+        "state": [
+            _prop("question", "value", state.get("question")),
+            _prop("conversation-id", "data", state.get("conversation")),
+            _prop("active-turn", "data", state.get("active")),
+            _prop("sidebar-version", "data", 0),
+        ],
+    }
+
+
+def post(client, body, user=OWNER):
+    client.set_cookie(IDENTITY_COOKIE, user)
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200, response.data
+    return response.get_json()["response"]
+
+
+def test_first_visit_gets_an_identity_cookie(client):
+    response = client.get("/")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{IDENTITY_COOKIE}=") and "HttpOnly" in cookie
+
+
+def test_opening_someone_elses_conversation_is_refused(client, app_parts):
+    theirs = app_parts.service.store.create_conversation(OWNER, "private question")
+    trigger = [_prop({"type": "conversation", "id": theirs.id}, "n_clicks", 1)]
+    response = post(client, controller_request(7, trigger, {}), user=STRANGER)
+    assert response["chat-error"]["children"] == f"conversation {theirs.id!r} not found"
+    assert "messages" not in response
+
+
+def test_sending_into_someone_elses_conversation_changes_nothing(client, app_parts):
+    store = app_parts.service.store
+    theirs = store.create_conversation(OWNER, "private question")
+    trigger = _prop("send", "n_clicks", 1)
+    state = {"question": "hello", "conversation": theirs.id}
+    response = post(client, controller_request(0, trigger, state), user=STRANGER)
+    assert response["chat-error"]["children"] == f"conversation {theirs.id!r} not found"
+    assert store.turns(theirs.id) == []
+
+
+def test_empty_question_is_refused_with_a_message(client, app_parts):
+    trigger = _prop("send", "n_clicks", 1)
+    response = post(client, controller_request(0, trigger, {"question": "   "}))
+    assert response["chat-error"]["children"] == "type a question first"
+    assert app_parts.service.store.conversations(OWNER) == []
+
+
+def test_rating_a_turn_that_does_not_exist_is_a_message(client):
+    turn = {"type": "rate-up", "turn": "no-such-turn"}
+    body = {
+        "output": RATE,
+        "outputs": [
+            {"id": {"type": kind, "turn": "no-such-turn"}, "property": prop}
+            for kind, prop in (
+                ("rate-up", "className"),
+                ("rate-down", "className"),
+                ("rate-note", "children"),
+            )
+        ],
+        "inputs": [
+            _prop(turn, "n_clicks", 1),
+            _prop({"type": "rate-down", "turn": "no-such-turn"}, "n_clicks", None),
+            _prop({"type": "comment-send", "turn": "no-such-turn"}, "n_clicks", None),
+        ],
+        "changedPropIds": [_changed(turn, "n_clicks")],
+        "state": [_prop({"type": "comment", "turn": "no-such-turn"}, "value", "")],
+    }
+    response = post(client, body)
+    (note,) = [v for v in response.values() if "children" in v]
+    assert note["children"] == "turn 'no-such-turn' not found"
