@@ -54,11 +54,10 @@ def serve(
 ) -> None:
     """Run the catalog until interrupted (blocking)."""
     check_bind(settings.host, tls_cert is not None and tls_key is not None)
+    sock = bind(settings.host, settings.port)
     service = open_service(settings)
     config = uvicorn.Config(
         create_app(service),
-        host=settings.host,
-        port=settings.port,
         log_config=None,
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
@@ -68,9 +67,23 @@ def serve(
         "catalog serving %s on %s:%d", settings.data_dir, settings.host, settings.port
     )
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         service.store.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a clear error if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
 
 
 @dataclass
@@ -86,9 +99,7 @@ class RunningCatalog:
 def serve_in_thread(settings: CatalogSettings) -> Iterator[RunningCatalog]:
     """Serve on a socket bound before start (port 0 picks a free one); stop on exit."""
     service = open_service(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
+    sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(service), log_config=None, access_log=False, lifespan="off"
