@@ -175,6 +175,41 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _proto_column(
+    column: Column, field: FieldDescriptor | None, path: str
+) -> Callable[[list[Message]], list]:
+    """A function reading one column out of all parsed messages at once.
+
+    Plain scalars, the bulk of chat records, use one comprehension per column;
+    other types map the per-record reader.
+    """
+    kind = column.type.name
+    if (
+        field is None
+        or kind in ("ARRAY", "MAP", "STRUCT", "VARIANT")
+        or (_range_check(column.type, path) is not None)
+    ):
+        read = _proto_reader(column, field, path)
+        return lambda messages: [read(m) for m in messages]
+    name = field.name
+    if column.nullable:
+        extract = lambda messages: [  # noqa: E731
+            getattr(m, name) if m.HasField(name) else None for m in messages
+        ]
+    else:
+        extract = lambda messages: [getattr(m, name) for m in messages]  # noqa: E731
+    if kind != "STRING":
+        return extract
+
+    def checked(messages: list[Message]) -> list:
+        values = extract(messages)
+        if any(value.__class__ is bytes for value in values):
+            raise _Bad(path, "string is not valid UTF-8")
+        return values
+
+    return checked
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -420,6 +455,10 @@ class Decoder:
             self.proto_readers = [
                 _proto_reader(c, fields.get(c.name), c.name) for c in self.writable
             ]
+            self.proto_columns = [
+                _proto_column(c, fields.get(c.name), c.name) for c in self.writable
+            ]
+            self.check_required = _has_required(self.message_class.DESCRIPTOR)
 
     def decode(self, records: Sequence[bytes | str], offset: int) -> pa.RecordBatch:
         """All records of one message as one batch; any bad record refuses them all."""
@@ -430,31 +469,37 @@ class Decoder:
         return self._batch(rows, len(records), offset)
 
     def _proto_columns(self, records: Sequence[bytes], offset: int) -> list[list]:
-        columns: list[list] = [[] for _ in self.proto_readers]
-        pairs = list(zip(columns, self.proto_readers, strict=True))
-        message_class = self.message_class
+        messages = self._parse(records, offset)
+        try:
+            return [extract(messages) for extract in self.proto_columns]
+        except _Bad:
+            # Find the first bad record, to name it.
+            for index, message in enumerate(messages):
+                try:
+                    for read in self.proto_readers:
+                        read(message)
+                except _Bad as bad:
+                    raise _refuse(offset, index, str(bad)) from None
+            raise
+
+    def _parse(self, records: Sequence[bytes], offset: int) -> list[Message]:
+        parse = self.message_class.FromString
+        messages = []
         for index, data in enumerate(records):
             if isinstance(data, str):
                 raise _refuse(offset, index, "a JSON record on a PROTO stream")
-            message = message_class()
             try:
-                message.ParseFromString(data)
+                message = parse(data)
             except DecodeError:
+                name = self.message_class.DESCRIPTOR.name
                 raise _refuse(
-                    offset,
-                    index,
-                    "bytes are not a valid protobuf "
-                    f"{message_class.DESCRIPTOR.name} message",
+                    offset, index, f"bytes are not a valid protobuf {name} message"
                 ) from None
-            if not message.IsInitialized():
+            if self.check_required and not message.IsInitialized():
                 missing = ", ".join(message.FindInitializationErrors())
                 raise _refuse(offset, index, f"required fields missing: {missing}")
-            try:
-                for column, read in pairs:
-                    column.append(read(message))
-            except _Bad as bad:
-                raise _refuse(offset, index, str(bad)) from None
-        return columns
+            messages.append(message)
+        return messages
 
     def _json_columns(self, records: Sequence[str], offset: int) -> list[list]:
         columns: list[list] = [[] for _ in self.writable]
@@ -492,6 +537,20 @@ class Decoder:
                     f"offset {offset}: column {field.name!r}: {error}"
                 ) from None
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def _has_required(descriptor, seen=None) -> bool:
+    """True if the message or any nested message has a required field."""
+    seen = set() if seen is None else seen
+    if descriptor.full_name in seen:
+        return False
+    seen.add(descriptor.full_name)
+    for field in descriptor.fields:
+        if field.is_required:
+            return True
+        if field.message_type is not None and _has_required(field.message_type, seen):
+            return True
+    return False
 
 
 def _refuse(offset: int, index: int, problem: str):
