@@ -325,3 +325,22 @@ def test_every_catalog_command_has_help(name):
         data_commands = {"list", "describe", "create", "bootstrap"}
         if path[-1] in data_commands and name != "up":
             assert "--json" in result.output, path
+
+
+def test_serving_beyond_loopback_without_tls_is_refused(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "catalog",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
+
+    assert result.exit_code == 1
+    assert "refusing to listen on 0.0.0.0 without TLS" in result.output
+    assert not (tmp_path / "catalog").exists()
