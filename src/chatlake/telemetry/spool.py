@@ -132,6 +132,8 @@ class Spool:
 
     def count(self, key: str | None = None) -> int:
         with self._lock:
+            if self._db is None:
+                return 0  # closed
             if key is None:
                 return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
             return self._db.execute(
@@ -140,6 +142,8 @@ class Spool:
 
     def depth(self) -> SpoolDepth:
         with self._lock:
+            if self._db is None:
+                return SpoolDepth(0, 0, None)  # closed
             count, size, oldest = self._db.execute(
                 "SELECT count(*), coalesce(sum(size), 0), min(created_us) FROM events"
             ).fetchone()
