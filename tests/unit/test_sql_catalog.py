@@ -93,13 +93,7 @@ def test_unknown_table_is_refused_by_the_catalog(catalog) -> None:
 
 def cli(catalog, *args: str):
     options = ["--catalog-url", catalog.url, "--data-dir", str(catalog.data_dir)]
-    runner = CliRunner()
-    command = (
-        [args[0], *args[1:], *options]
-        if args[0] != "alerts"
-        else [*args[:2], *args[2:], *options]
-    )
-    return runner.invoke(main, command, catch_exceptions=False)
+    return CliRunner().invoke(main, [*args, *options], catch_exceptions=False)
 
 
 def test_sql_command_prints_an_aligned_table(catalog) -> None:
@@ -200,3 +194,27 @@ def test_report_command_refuses_bad_options(catalog) -> None:
     assert "unknown report 'nope'" in unknown.output
     assert bad_span.exit_code == 1
     assert "invalid time span 'soon'" in bad_span.output
+
+
+C18_PER_DAY = """
+SELECT
+  DATE(ingestion_time) AS date,
+  AVG(response_time_ms) AS avg_response_time_ms,
+  MAX(response_time_ms) AS max_response_time_ms,
+  COUNT(*) AS conversations
+FROM main.chatbot.chat_events
+GROUP BY DATE(ingestion_time)
+ORDER BY date DESC
+"""
+
+
+def test_c18_guide_query_runs_verbatim_through_the_command(catalog) -> None:
+    result = cli(catalog, "sql", C18_PER_DAY, "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "date,avg_response_time_ms,max_response_time_ms,conversations\n"
+        "2026-12-02,950.0,1000,2\n"
+        "2026-12-01,700.0,800,3\n"
+        "2026-11-30,300.0,500,5\n"
+    )

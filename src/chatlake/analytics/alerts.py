@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import operator
-import os
 import signal
 import threading
 import tomllib
@@ -37,14 +36,11 @@ import httpx
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatlake.analytics import guard, reports
+from chatlake.analytics import guard, ingest_metrics, reports
 from chatlake.analytics.errors import AlertRuleError, ReadOnlyError, SqlSyntaxError
 from chatlake.errors import ChatlakeError
 
 log = logging.getLogger(__name__)
-
-ENV_METRICS_URL = "CHATLAKE_INGEST_METRICS_URL"
-DEFAULT_METRICS_URL = "http://127.0.0.1:9464/metrics"
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -346,7 +342,7 @@ class Evaluator:
         return _value_and_count(row)
 
     def _metric(self, rule: Rule) -> float | None:
-        url = rule.metrics_url or os.environ.get(ENV_METRICS_URL, DEFAULT_METRICS_URL)
+        url = rule.metrics_url or ingest_metrics.metrics_url()
         response = self._http.get(url)
         response.raise_for_status()
         return metric_value(response.text, rule.metric, rule.labels)
