@@ -121,3 +121,21 @@ def test_reload_from_a_location_without_a_table_loads_nothing(tmp_path):
     index = DedupeIndex(window_s=60, max_keys=100)
 
     assert load_recent_keys(index, (tmp_path / "none").as_uri(), "k") == 0
+
+
+def test_trimming_counts_each_forgotten_key_once():
+    index = DedupeIndex(window_s=60, max_keys=3)
+
+    index.remember(["a", "a", "b", "c", "d", "e"], now_s=0.0)
+
+    assert [k for k in "abcde" if k in index] == ["c", "d", "e"]
+    assert index.evicted_keys == 2
+
+
+def test_integer_keys_are_deduped_too():
+    index = DedupeIndex(window_s=60, max_keys=10)
+    index.remember([7, 2**40], now_s=0.0)
+
+    result = index.filter(pa.table({"k": [7, 8, 2**40, 8]}), "k", now_s=1.0)
+
+    assert result.table.column("k").to_pylist() == [8]

@@ -4,6 +4,11 @@ The SDK delivers at least once: after a reconnect it resends everything that
 was not acked, so the same record can reach the committer twice. A table that
 names a dedupe key column keeps the keys of recently committed rows here.
 
+Keys are held as their 64-bit hashes (about 80 bytes each with the index's
+own overhead, instead of the key string as well): a false match needs two
+keys with equal 64-bit hashes, vanishingly rare at a million keys. The index
+lives in one process only, so the per-process hash seed does not matter.
+
 Memory is bounded two ways: keys live in time buckets that expire as a whole
 once older than the window, and when more than ``max_keys`` are held the
 oldest bucket is dropped early (and counted), trading a rare duplicate for a
@@ -53,26 +58,29 @@ class DedupeIndex:
         self.window_s = window_s
         self.max_keys = max_keys
         self._bucket_width_s = window_s / BUCKETS_PER_WINDOW
-        self._bucket_of: dict[object, int] = {}
-        self._buckets: OrderedDict[int, list[object]] = OrderedDict()
+        self._bucket_of: dict[int, int] = {}
+        self._buckets: OrderedDict[int, list[int]] = OrderedDict()
         self.evicted_keys = 0
 
     def __len__(self) -> int:
         return len(self._bucket_of)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._bucket_of
+        return key is not None and hash(key) in self._bucket_of
 
     def filter(self, table: pa.Table, column: str, *, now_s: float) -> DedupeResult:
         """Rows of ``table`` whose key is neither remembered nor repeated earlier."""
         self.expire(now_s)
         keys = table.column(column).to_pylist()
-        seen: set[object] = set()
+        seen: set[int] = set()
         keep = []
         for key in keys:
-            duplicate = key is not None and (key in self._bucket_of or key in seen)
-            keep.append(not duplicate)
-            seen.add(key)
+            if key is None:
+                keep.append(True)
+                continue
+            digest = hash(key)
+            keep.append(digest not in self._bucket_of and digest not in seen)
+            seen.add(digest)
 
         dropped = len(keep) - sum(keep)
         if dropped == 0:
@@ -88,8 +96,9 @@ class DedupeIndex:
             self._buckets = OrderedDict(sorted(self._buckets.items()))
         for key in keys:
             if key is not None:
-                self._bucket_of[key] = bucket_id
-                bucket.append(key)
+                digest = hash(key)
+                self._bucket_of[digest] = bucket_id
+                bucket.append(digest)
         self._enforce_limit()
 
     def expire(self, now_s: float) -> None:
@@ -115,12 +124,14 @@ class DedupeIndex:
         return dropped
 
     def _trim_single_bucket(self) -> int:
-        bucket_id, keys = next(iter(self._buckets.items()))
-        excess = len(self._bucket_of) - self.max_keys
-        for key in keys[:excess]:
-            self._bucket_of.pop(key, None)
-        del keys[:excess]
-        return excess
+        _, keys = next(iter(self._buckets.items()))
+        dropped = index = 0
+        while len(self._bucket_of) > self.max_keys and index < len(keys):
+            if self._bucket_of.pop(keys[index], None) is not None:
+                dropped += 1
+            index += 1
+        del keys[:index]
+        return dropped
 
 
 def load_recent_keys(
