@@ -272,3 +272,19 @@ async def test_an_unexpected_failure_keeps_the_batches_pending(tmp_path, monkeyp
 
     assert committer.pending_batches == 1
     assert committed_version(committer.target.location, APP_ID) == -1
+
+
+async def test_commits_continue_after_another_writer_commits_in_between(tmp_path):
+    committer = make(tmp_path)
+    committer.add(PendingBatch(0, rows("a"), 10))
+    await committer.commit_now()
+    committer.add(PendingBatch(1, rows("b"), 10))
+    await committer.commit_now()
+
+    DeltaTable(committer.target.location).optimize.compact()
+    committer.add(PendingBatch(2, rows("c"), 10))
+    assert await committer.commit_now()
+
+    assert table_ids(committer) == ["a", "b", "c"]
+    assert committed_version(committer.target.location, APP_ID) == 2
+    assert DeltaTable(committer.target.location).version() == 3

@@ -119,6 +119,8 @@ class Committer:
         self.dedupe = dedupe
         self.on_committed = on_committed
         self.quarantine_dir = quarantine_dir
+        self._table: DeltaTable | None = None
+        self._table_location: str | None = None
         self._one_at_a_time_through = -1
         self._pending: deque[PendingBatch] = deque()
         self._pending_bytes = 0
@@ -407,7 +409,7 @@ class Committer:
                 return CommitOutcome(version, 0, 0, skipped_as_committed=True)
             table, dropped = self._deduplicated(items)
             write_deltalake(
-                location,
+                self._open_table(location),
                 table,
                 mode="append",
                 commit_properties=CommitProperties(
@@ -415,12 +417,27 @@ class Committer:
                 ),
             )
         except Exception as error:
+            self._table = None  # reload the log next time: it may have moved on
             raise self._translate(error, location) from error
         self._uncertain = False
         self._remember_keys(table)
         return CommitOutcome(
             version, table.num_rows, dropped, skipped_as_committed=False
         )
+
+    def _open_table(self, location: str) -> DeltaTable | str:
+        """The table kept open between commits (deltalake updates it on write).
+
+        Reading the log again for every commit costs more as the log grows.
+        A location without a table yet is returned as is: the write creates it.
+        """
+        if self._table is not None and self._table_location == location:
+            return self._table
+        if not DeltaTable.is_deltatable(location):
+            return location
+        self._table = DeltaTable(location)
+        self._table_location = location
+        return self._table
 
     def _translate(self, error: Exception, location: str) -> Exception:
         """A CommitError (retryable) or BatchRejectedError (not); bugs pass."""
