@@ -218,11 +218,13 @@ def test_json_iso_times_and_dates(json_decoder):
         ),
         (
             '{"id": "a", "tiny": 128}',
-            "offset 7: record 0: column 'tiny': value is out of range for TINYINT (-128 to 127)",
+            "offset 7: record 0: column 'tiny': value is out of range for TINYINT "
+            "(-128 to 127)",
         ),
         (
             '{"id": "a", "small": -32769}',
-            "offset 7: record 0: column 'small': value is out of range for SMALLINT (-32768 to 32767)",
+            "offset 7: record 0: column 'small': value is out of range for SMALLINT "
+            "(-32768 to 32767)",
         ),
         (
             '{"id": "a", "meta": {"x": 1}}',
