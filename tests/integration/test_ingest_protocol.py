@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import grpc
 import pytest
@@ -187,3 +188,33 @@ def test_proto_descriptor_message_name_must_be_set(raw):
 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details == "table main.chatbot.raw: descriptor_proto has no message name"
+
+
+def test_a_client_that_vanishes_mid_stream_leaves_the_server_healthy(raw):
+    catalog, running, stub, token = raw
+    release = threading.Event()
+
+    def requests():
+        yield create()
+        yield record(0, json.dumps({"id": "before-cancel"}))
+        release.wait(10)
+
+    call = stub.EphemeralStream(requests(), metadata=metadata(token))
+    assert next(call).WhichOneof("payload") == "create_stream_response"
+    assert next(call).ingest_record_response.durability_ack_up_to_offset == 0
+    call.cancel()
+    release.set()
+    service = running.server.service
+    deadline = time.monotonic() + 10
+    while service.open_streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    responses, code, _ = run(stub, token, [create(), record(0, '{"id": "after"}')])
+    settle(running)
+
+    assert service.open_streams == 0
+    assert code == grpc.StatusCode.OK
+    assert [r["id"] for r in read_rows(catalog, TABLE, "id")] == [
+        "after",
+        "before-cancel",
+    ]
