@@ -23,6 +23,7 @@ from pathlib import Path
 
 from chatlake.app.demo_model import DEMO_MODEL_ID, DemoModelSettings, create_demo_app
 from chatlake.app.model_client import ModelClient
+from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
 from chatlake.app.telemetry_sink import TelemetrySink
@@ -81,7 +82,11 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         ServerThread(
-            create_demo_app(DemoModelSettings(token_delay_ms=0, first_token_delay_ms=0))
+            create_demo_app(
+                DemoModelSettings(
+                    token_delay_ms=0, first_token_delay_ms=0, documents=(PRIMER_PATH,)
+                )
+            )
         ) as server,
     ):
         os.environ["CHATLAKE_SPOOL_DIR"] = str(Path(tmp) / "spool")

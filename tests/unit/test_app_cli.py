@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from chatlake.app.demo_model import DemoModelSettings, create_demo_app
+from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
 from chatlake.app.testing import ServerThread
@@ -108,7 +109,9 @@ def test_model_refuses_a_public_bind():
 
 
 def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
-    settings = DemoModelSettings(token_delay_ms=0, first_token_delay_ms=0)
+    settings = DemoModelSettings(
+        token_delay_ms=0, first_token_delay_ms=0, documents=(PRIMER_PATH,)
+    )
     with ServerThread(create_demo_app(settings)) as model:
         monkeypatch.setenv("OPENAI_BASE_URL", f"{model.url}/v1")
         monkeypatch.setenv("CHATLAKE_MODEL", "chatlake-demo")

@@ -14,6 +14,7 @@ from chatlake.app import store as st
 from chatlake.app.demo_model import DemoModelSettings, create_demo_app
 from chatlake.app.errors import AppError
 from chatlake.app.model_client import ModelClient
+from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore, NotFound
 from chatlake.app.telemetry_sink import TelemetrySink
@@ -35,7 +36,9 @@ class RecordingClient:
 
 @pytest.fixture(scope="module")
 def model_url():
-    settings = DemoModelSettings(token_delay_ms=1, first_token_delay_ms=5)
+    settings = DemoModelSettings(
+        token_delay_ms=1, first_token_delay_ms=5, documents=(PRIMER_PATH,)
+    )
     with ServerThread(scripted_model(create_demo_app(settings), hang_s=5)) as server:
         yield f"{server.url}/v1"
 
@@ -123,7 +126,9 @@ def test_timeout_and_refused_connection_become_error_types(tmp_path, model_url):
 
 
 def test_stop_request_ends_the_stream_with_finish_reason_stopped(tmp_path):
-    settings = DemoModelSettings(token_delay_ms=20, first_token_delay_ms=0)
+    settings = DemoModelSettings(
+        token_delay_ms=20, first_token_delay_ms=0, documents=(PRIMER_PATH,)
+    )
     with ServerThread(create_demo_app(settings)) as server:
         service, recorder = make_service(tmp_path, f"{server.url}/v1")
         turn = service.begin("u1", None, "How does telemetry reach Delta Lake?")

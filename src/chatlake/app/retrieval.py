@@ -19,6 +19,8 @@ BM25_K1 = 1.5
 BM25_B = 0.75
 MAX_PASSAGE_CHARS = 900
 
+PRIMER_PATH = Path(__file__).with_name("primer.md")
+
 _WORD = re.compile(r"[a-z0-9_]+")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 
@@ -140,7 +142,7 @@ def default_documents() -> list[Path]:
     root = Path(__file__).resolve().parents[3]
     found = [root / "README.md"] if (root / "README.md").is_file() else []
     found += sorted((root / "docs").glob("*.md"))
-    return [*found, Path(__file__).with_name("primer.md")]
+    return [*found, PRIMER_PATH]
 
 
 def load_index(paths: list[Path]) -> Bm25Index:

@@ -110,12 +110,13 @@ class ChildProcess:
         return self.process.returncode
 
 
-def scripted_model(inner, hang_s: float = 30.0):
+def scripted_model(inner, hang_s: float = 30.0, slow_chunk_s: float = 0.1):
     """Wraps the demo model's ASGI app to misbehave on cue, for error-path tests.
 
     A last user message containing ``[fail]`` gets HTTP 500, ``[fail-once]`` gets
     500 the first time that exact text is seen, ``[hang]`` waits ``hang_s``
-    before answering. Everything else reaches the demo model unchanged.
+    before answering, ``[slow]`` waits ``slow_chunk_s`` before every streamed
+    chunk. Everything else reaches the demo model unchanged.
     """
     import asyncio
     import json
@@ -142,6 +143,8 @@ def scripted_model(inner, hang_s: float = 30.0):
             return await JSONResponse(error, status_code=500)(scope, receive, send)
         if "[hang]" in question:
             await asyncio.sleep(hang_s)
+        if "[slow]" in question:
+            send = _slowed(send, slow_chunk_s)
 
         replayed = False
 
@@ -156,6 +159,17 @@ def scripted_model(inner, hang_s: float = 30.0):
         return await inner(scope, replay, send)
 
     return app
+
+
+def _slowed(send, delay_s: float):
+    import asyncio
+
+    async def slow_send(message):
+        if message["type"] == "http.response.body" and message.get("body"):
+            await asyncio.sleep(delay_s)
+        await send(message)
+
+    return slow_send
 
 
 def _last_question(body: dict) -> str:
