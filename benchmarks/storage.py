@@ -1,15 +1,16 @@
 """Throughput and latency of ingest storage, against a baseline from the same run.
 
-    .venv/bin/python benchmarks/storage.py [--seconds 5] [--writers 16]
+    .venv/bin/python benchmarks/storage.py [--seconds 5]
 
 Baseline (the storage limit): the same ~1 KB chat rows appended straight to a
 Delta table with deltalake, 10,000 rows per commit. Then Storage, fed by
-concurrent writers as the ingest server feeds it, in four shapes:
+concurrent writers as the ingest server feeds it (one writer stands for one
+message in flight), in four shapes:
 
-- wal, 1 row per append      (one SDK record per message)
-- wal, 100 rows per append   (an SDK batch per message)
-- wal, 1000 rows per append
-- commit, 100 rows per append
+- wal, 1 row per append, 256 writers     (one SDK record per message)
+- wal, 100 rows per append, 16 writers   (an SDK batch per message)
+- wal, 1000 rows per append, 16 writers
+- commit, 100 rows per append, 64 writers
 
 Each prints rows/s and its ratio to the baseline, ack latency p50/p99 (append
 call to return), time-to-table p50/p99 (append call to the Delta commit, from
@@ -40,7 +41,7 @@ SCHEMA = pa.schema(
         ("response_time_ms", pa.int64()),
     ]
 )
-SHAPES = (("wal", 1), ("wal", 100), ("wal", 1000), ("commit", 100))
+SHAPES = (("wal", 1, 256), ("wal", 100, 16), ("wal", 1000, 16), ("commit", 100, 64))
 
 
 def chat_rows(first: int, count: int) -> pa.RecordBatch:
@@ -100,7 +101,7 @@ async def run_shape(
     rows = DeltaTable(target.location).count()
     assert rows == len(latencies) * rows_per_append, "rows lost or duplicated"
     return {
-        "shape": f"{durability}, {rows_per_append} rows/append",
+        "shape": f"{durability}, {rows_per_append} rows x {writers}",
         "rows_per_s": rows / elapsed,
         "ack_p50_ms": _percentile(latencies, 50) * 1000,
         "ack_p99_ms": _percentile(latencies, 99) * 1000,
@@ -134,7 +135,6 @@ def _histogram_quantile(table: str, quantile: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--writers", type=int, default=16)
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="chatlake-bench-") as directory:
@@ -145,11 +145,9 @@ def main() -> None:
             f"{'shape':<28} {'rows/s':>10} {'ratio':>6} {'ack p50':>9} {'ack p99':>9}"
             f" {'ttt p50':>8} {'ttt p99':>8} {'commits':>7}"
         )
-        for durability, rows_per_append in SHAPES:
+        for durability, rows_per_append, writers in SHAPES:
             result = asyncio.run(
-                run_shape(
-                    root, durability, rows_per_append, options.writers, options.seconds
-                )
+                run_shape(root, durability, rows_per_append, writers, options.seconds)
             )
             print(
                 f"{result['shape']:<28} {result['rows_per_s']:>10,.0f}"

@@ -156,8 +156,7 @@ class WriteAheadLog:
         last_seq = self._segments[-1].last_seq if self._segments else -1
         self._next_seq = max(last_seq, committed_seq) + 1
         self._open_active_segment()
-        for record in records:
-            self._track_pending(record.seq, record.size_bytes)
+        self._track_pending([(r.seq, r.size_bytes) for r in records])
         return records
 
     def _read_segment(self, path: Path, *, newest: bool) -> tuple[_Segment, list]:
@@ -243,6 +242,8 @@ class WriteAheadLog:
 
     def _schema_message(self, schema: pa.Schema) -> bytes:
         cached_schema, message = self._schema_cache
+        if schema is cached_schema:
+            return message
         if cached_schema is None or not schema.equals(
             cached_schema, check_metadata=True
         ):
@@ -274,8 +275,8 @@ class WriteAheadLog:
             self._release(group)
 
     def _release(self, group: list) -> None:
+        self._track_pending([(seq, len(frame)) for seq, _, frame, _ in group])
         for seq, batch, frame, _ in group:
-            self._track_pending(seq, len(frame))
             if self.sink is not None:
                 self.sink(seq, batch, len(frame))
         for seq, _, _, future in group:
@@ -312,20 +313,23 @@ class WriteAheadLog:
 
     # -- releasing committed segments -----------------------------------------
 
-    def _track_pending(self, seq: int, size_bytes: int) -> None:
-        self._pending.append((seq, size_bytes))
-        self._pending_bytes += size_bytes
-        metrics.WAL_PENDING_BYTES.labels(self.label).set(self._pending_bytes)
+    def _track_pending(self, frames: list[tuple[int, int]]) -> None:
+        # Under the lock: release_through() runs in a worker thread.
+        with self._lock:
+            self._pending.extend(frames)
+            self._pending_bytes += sum(size for _, size in frames)
+            pending_bytes = self._pending_bytes
+        metrics.WAL_PENDING_BYTES.labels(self.label).set(pending_bytes)
 
     def release_through(self, seq: int) -> int:
         """Forget records up to ``seq`` and delete segments that hold only those.
 
         Returns the number of segment files deleted. The active segment is kept.
         """
-        while self._pending and self._pending[0][0] <= seq:
-            self._pending_bytes -= self._pending.popleft()[1]
-        metrics.WAL_PENDING_BYTES.labels(self.label).set(self._pending_bytes)
         with self._lock:
+            while self._pending and self._pending[0][0] <= seq:
+                self._pending_bytes -= self._pending.popleft()[1]
+            metrics.WAL_PENDING_BYTES.labels(self.label).set(self._pending_bytes)
             done = [s for s in self._segments[:-1] if s.last_seq <= seq]
             self._segments = [s for s in self._segments if s not in done]
         for segment in done:
