@@ -300,3 +300,17 @@ async def test_append_to_a_closed_log_is_refused(tmp_path):
 
     with pytest.raises(WalError, match="WAL t is closed"):
         await log.append(batch(1))
+
+
+async def test_a_log_behind_the_table_starts_a_segment_numbered_after_it(tmp_path):
+    log, _ = open_wal(tmp_path)
+    await log.append(batch(0))
+    await log.close()
+
+    log, _ = open_wal(tmp_path, committed_seq=9)
+    assert await log.append(batch(10)) == 10
+    await log.close()
+    _, records = open_wal(tmp_path, committed_seq=9)
+
+    assert segments(tmp_path) == [f"{0:020d}.wal", f"{10:020d}.wal"]
+    assert [r.seq for r in records] == [10]

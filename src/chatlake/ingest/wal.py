@@ -190,7 +190,13 @@ class WriteAheadLog:
 
     def _open_active_segment(self) -> None:
         active = self._segments[-1] if self._segments else None
-        if active is None or active.size_bytes >= self.segment_bytes:
+        # A segment's frames must number on from its name: when the table is
+        # ahead of the log (segments removed by hand), start a fresh segment.
+        if (
+            active is None
+            or active.size_bytes >= self.segment_bytes
+            or active.last_seq + 1 != self._next_seq
+        ):
             self._start_segment(self._next_seq)
             return
         self._file = open(active.path, "ab")  # noqa: SIM115 - lives until close()
