@@ -412,3 +412,18 @@ async def test_appends_racing_stop_end_promptly_and_acked_ones_land(
     assert all(r is None or isinstance(r, StorageError) for r in results)
     assert acked
     assert set(acked) <= set(sql_ids(tgt))
+
+
+async def test_an_unreadable_wal_description_stops_start_naming_the_file(tmp_path):
+    settings = StorageSettings(**QUIET)
+    tgt = target(tmp_path)
+    first = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("a"))
+    await first.stop()
+    description = first.wal_root / tgt.full_name / "target.json"
+    description.write_text("{not json")
+
+    second = Storage(tmp_path / "data", settings)
+    with pytest.raises(WalError, match="unreadable WAL description .*target.json"):
+        await second.start()

@@ -37,7 +37,7 @@ from chatlake.ingest.storage_errors import (
     StorageError,
     WalError,
 )
-from chatlake.ingest.wal import WriteAheadLog
+from chatlake.ingest.wal import WriteAheadLog, fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,10 @@ def _read_or_write_meta(
     directory: Path, target: TableTarget, replace: bool = False
 ) -> dict:
     path = directory / TARGET_FILE
-    meta = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        meta = json.loads(path.read_text()) if path.exists() else {}
+    except (ValueError, OSError) as error:
+        raise WalError(f"unreadable WAL description {path}: {error}") from error
     if meta and not replace:
         return meta
     meta = {
@@ -453,6 +456,9 @@ def _read_or_write_meta(
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+    # The rename, the table's directory and the WAL root must survive a crash.
+    for level in (directory, directory.parent, directory.parent.parent):
+        fsync_directory(level)
     return meta
 
 

@@ -209,7 +209,7 @@ class WriteAheadLog:
         self._file.write(SEGMENT_MAGIC)
         self._file.flush()
         os.fsync(self._file.fileno())
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         with self._lock:
             self._segments.append(_Segment(path, first_seq, first_seq - 1, 8))
 
@@ -413,9 +413,11 @@ def _truncate(path: Path, size_bytes: int) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_directory(directory: Path) -> None:
-    # A new segment's directory entry must be durable, or a crash could lose
-    # the whole file even though its contents were fsynced.
+def fsync_directory(directory: Path) -> None:
+    """Make the directory's entries durable (new, renamed or removed files).
+
+    Without it a crash could lose a whole new file whose contents were fsynced.
+    """
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
