@@ -53,17 +53,25 @@ def client(doc_path):
         yield test_client
 
 
-def test_split_markdown_keeps_headings_and_code_blocks_whole():
+def test_split_markdown_packs_a_sections_paragraphs_with_their_code():
     passages = split_markdown("guide.md", DOC)
     assert [(p.heading, p.text) for p in passages] == [
         ("Guide", "Intro paragraph about nothing much."),
         (
             "Starting everything",
-            "Run `make up` to start the catalog and the ingest server.",
+            "Run `make up` to start the catalog and the ingest server.\n\n"
+            "```\nmake up\n```",
         ),
-        ("Starting everything", "```\nmake up\n```"),
         ("Tables", "The chat_events table has one row per turn."),
     ]
+
+
+def test_long_sections_are_cut_into_bounded_passages():
+    paragraph = "word " * 100
+    text = "# Big\n\n" + "\n\n".join([paragraph.strip()] * 4)
+    passages = split_markdown("big.md", text)
+    assert [len(p.text) for p in passages] == [499, 499, 499, 499]
+    assert {p.heading for p in passages} == {"Big"}
 
 
 def test_tokenize_drops_stop_words_and_stems():
@@ -113,12 +121,13 @@ def test_answer_comes_from_the_best_passage(client):
     assert body["choices"][0]["message"]["content"] == (
         "Here is what chatlake's documentation says:\n\n**Starting everything** "
         "(guide.md)\n\nRun `make up` to start the catalog and the ingest server."
+        "\n\n```\nmake up\n```"
     )
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {
         "prompt_tokens": 3,
-        "completion_tokens": 20,
-        "total_tokens": 23,
+        "completion_tokens": 24,  # 20 words of prose, 4 pieces of the code block
+        "total_tokens": 27,
     }
 
 

@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 
 BM25_K1 = 1.5
 BM25_B = 0.75
-MAX_PASSAGE_CHARS = 900
+MAX_PASSAGE_CHARS = 700
+CODE_WEIGHT = 0.5
+HEADING_WEIGHT = 3
 
 PRIMER_PATH = Path(__file__).with_name("primer.md")
 
@@ -52,34 +54,54 @@ def stem(word: str) -> str:
 
 
 def split_markdown(source: str, text: str) -> list[Passage]:
-    """Cut a Markdown document into passages: one per paragraph, under its heading."""
+    """Cut a Markdown document into passages of whole paragraphs under one heading.
+
+    Paragraphs of a section are packed together up to MAX_PASSAGE_CHARS, so a
+    sentence that introduces a list or a code block stays with it.
+    """
     passages: list[Passage] = []
     heading = source
     in_code = False
+    paragraphs: list[str] = []
     block: list[str] = []
 
     def close_block() -> None:
         body = "\n".join(block).strip()
         block.clear()
         if body:
-            passages.extend(_bounded(source, heading, body))
+            paragraphs.extend(_bounded(body))
+
+    def close_section() -> None:
+        close_block()
+        passages.extend(Passage(source, heading, text) for text in _packed(paragraphs))
+        paragraphs.clear()
 
     for line in text.splitlines():
         if line.startswith("```"):
             in_code = not in_code
         match = None if in_code else _HEADING.match(line)
         if match:
-            close_block()
+            close_section()
             heading = match.group(2).strip()
         elif not line.strip() and not in_code:
             close_block()
         else:
             block.append(line)
-    close_block()
+    close_section()
     return passages
 
 
-def _bounded(source: str, heading: str, body: str) -> list[Passage]:
+def _packed(paragraphs: list[str]) -> list[str]:
+    packed: list[str] = []
+    for paragraph in paragraphs:
+        if packed and len(packed[-1]) + len(paragraph) + 2 <= MAX_PASSAGE_CHARS:
+            packed[-1] = f"{packed[-1]}\n\n{paragraph}"
+        else:
+            packed.append(paragraph)
+    return packed
+
+
+def _bounded(body: str) -> list[str]:
     # Long paragraphs (big tables) are cut on line boundaries so one passage never
     # swamps an answer.
     pieces: list[str] = []
@@ -90,7 +112,7 @@ def _bounded(source: str, heading: str, body: str) -> list[Passage]:
             current = ""
         current = f"{current}\n{line}" if current else line
     pieces.append(current)
-    return [Passage(source, heading, piece) for piece in pieces]
+    return pieces
 
 
 class Bm25Index:
@@ -98,7 +120,7 @@ class Bm25Index:
 
     def __init__(self, passages: list[Passage]) -> None:
         self.passages = passages
-        self._docs = [Counter(tokenize(f"{p.heading} {p.text}")) for p in passages]
+        self._docs = [_terms(p) for p in passages]
         self._lengths = [sum(doc.values()) for doc in self._docs]
         self._average_length = sum(self._lengths) / max(len(self._docs), 1)
         document_frequency: Counter[str] = Counter()
@@ -116,6 +138,8 @@ class Bm25Index:
         scored = []
         for position, doc in enumerate(self._docs):
             score = self._score(words, doc, self._lengths[position])
+            if self.passages[position].text.startswith("```"):
+                score *= CODE_WEIGHT  # prose answers a question better than code
             if score > 0:
                 scored.append((score, position))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
@@ -131,6 +155,14 @@ class Bm25Index:
                     self._idf[word] * frequency * (BM25_K1 + 1) / (frequency + norm)
                 )
         return score
+
+
+def _terms(passage: Passage) -> Counter[str]:
+    # A heading names what its section is about, so its words count extra.
+    terms = Counter(tokenize(passage.text))
+    for word in tokenize(passage.heading):
+        terms[word] += HEADING_WEIGHT
+    return terms
 
 
 def default_documents() -> list[Path]:
