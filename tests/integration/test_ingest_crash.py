@@ -234,8 +234,9 @@ def test_c22_sdk_stream_survives_sigkill_of_the_ingest_server(catalog_server):
     client_id, secret = writer(catalog_server, "crash_bot", SDK_TABLE)
     port = free_loopback_port()
     server = IngestProcess(catalog_server, port)
+    # Generous retries: a restart on a loaded CI machine can take many seconds.
     options = StreamConfigurationOptions(
-        recovery_backoff_ms=200, recovery_retries=30, flush_timeout_ms=120_000
+        recovery_backoff_ms=200, recovery_retries=200, flush_timeout_ms=120_000
     )
     client = ZerobusSdk(f"http://127.0.0.1:{port}", catalog_server.url)
     stream = client.create_stream(
