@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from prometheus_client import REGISTRY
 
 from chatlake.errors import ConfigError
 from chatlake.ingest import wal as wal_module
@@ -427,3 +428,37 @@ async def test_an_unreadable_wal_description_stops_start_naming_the_file(tmp_pat
     second = Storage(tmp_path / "data", settings)
     with pytest.raises(WalError, match="unreadable WAL description .*target.json"):
         await second.start()
+
+
+async def test_metrics_count_commits_rows_and_pending_wal_bytes(tmp_path):
+    settings = StorageSettings(commit_interval_s=3600, **QUIET)
+    tgt = target(tmp_path, "metered", dedupe_key="telemetry_id")
+    labels = {"table": tgt.full_name}
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+    before = {
+        name: REGISTRY.get_sample_value(name, labels) or 0.0
+        for name in (
+            "chatlake_ingest_commits_total",
+            "chatlake_ingest_committed_rows_total",
+            "chatlake_ingest_dedupe_dropped_rows_total",
+            "chatlake_ingest_time_to_table_seconds_count",
+        )
+    }
+
+    await storage.append(tgt, rows("m1", "m2"))
+    await storage.append(tgt, rows("m2", "m3"))
+    pending = REGISTRY.get_sample_value("chatlake_ingest_wal_pending_bytes", labels)
+    assert await storage.flush()
+    after_flush = REGISTRY.get_sample_value("chatlake_ingest_wal_pending_bytes", labels)
+    await storage.stop()
+
+    def grew(name: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) - before[name]
+
+    assert pending > 0
+    assert after_flush == 0
+    assert grew("chatlake_ingest_commits_total") == 1
+    assert grew("chatlake_ingest_committed_rows_total") == 3
+    assert grew("chatlake_ingest_dedupe_dropped_rows_total") == 1
+    assert grew("chatlake_ingest_time_to_table_seconds_count") == 2
