@@ -24,7 +24,8 @@ class SinkStatus:
 
     def describe(self) -> str:
         if self.state == "spooling":
-            return f"telemetry: spooling {self.pending} events"
+            noun = "event" if self.pending == 1 else "events"
+            return f"telemetry: spooling {self.pending} {noun}"
         return f"telemetry: {self.state}"
 
 
