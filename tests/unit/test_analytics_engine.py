@@ -5,8 +5,10 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from chatlake.analytics import engine as engine_module
+from chatlake.analytics import snapshots
 from chatlake.analytics.engine import SqlEngine
 from chatlake.analytics.errors import QueryError, TableAccessError
 from chatlake.analytics.resolver import ResolvedTable, StaticResolver
@@ -131,3 +133,54 @@ def test_the_duckdb_connection_is_a_second_fence(sql: str) -> None:
 def test_all_errors_share_the_chatlake_root() -> None:
     assert issubclass(QueryError, ChatlakeError)
     assert issubclass(TableAccessError, ChatlakeError)
+
+
+def test_chatlake_tables_are_read_by_duckdbs_parquet_reader(events) -> None:
+    snapshot = snapshots.load(ResolvedTable("a.b.c", f"file://{events}"))
+
+    assert snapshot.dataset is None
+    assert snapshot.directory == f"{events.resolve()}/"
+    assert len(snapshot.files) == 1
+
+
+def test_partitioned_tables_go_through_arrow(tmp_path) -> None:
+    rows = pa.Table.from_pylist(chat_rows(), schema=table_schema(CHAT_EVENTS))
+    write_deltalake(str(tmp_path / "t"), rows, partition_by=["model"])
+    engine = SqlEngine(StaticResolver({"a.b.c": str(tmp_path / "t")}))
+
+    result = engine.query(
+        "SELECT model, count(*) AS n FROM a.b.c GROUP BY 1 ORDER BY 1"
+    )
+
+    assert snapshots.load(ResolvedTable("a.b.c", str(tmp_path / "t"))).dataset
+    assert result.to_pylist() == [
+        {"model": "model-a", "n": 5},
+        {"model": "model-b", "n": 5},
+    ]
+
+
+def test_a_vacuumed_file_is_read_again_from_a_new_snapshot(events) -> None:
+    # Compact, then delete the old files as an eager vacuum would, between the
+    # listing the engine first gets and the read.
+    write_table(events, CHAT_EVENTS, chat_rows()[3:])
+    stale = snapshots.load(ResolvedTable("a.b.c", str(events)))
+    DeltaTable(str(events)).optimize.compact()
+    DeltaTable(str(events)).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False
+    )
+    calls = []
+    real_load = snapshots.load
+
+    def first_stale(table):
+        calls.append(table)
+        return stale if len(calls) == 1 else real_load(table)
+
+    engine = SqlEngine(StaticResolver({"a.b.c": str(events)}))
+    original, snapshots.load = snapshots.load, first_stale
+    try:
+        rows = engine.query("SELECT count(*) AS n FROM a.b.c").to_pylist()
+    finally:
+        snapshots.load = original
+
+    assert rows == [{"n": 10}]
+    assert len(calls) == 2

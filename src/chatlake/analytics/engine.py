@@ -22,23 +22,21 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError, TableNotFoundError
 from sqlglot import exp
 
-from chatlake.analytics import dialect, guard
-from chatlake.analytics.errors import QueryError, TableAccessError
-from chatlake.analytics.resolver import ResolvedTable, TableResolver
+from chatlake.analytics import dialect, guard, snapshots
+from chatlake.analytics.errors import QueryError
+from chatlake.analytics.resolver import TableResolver
 
 log = logging.getLogger(__name__)
 
-# File and network access stay off; the snapshots arrive as Arrow objects.
+# Extensions never load; file and network access is switched off after the
+# table directories a database may read are set (see _connect).
 _DUCKDB_CONFIG = {
-    "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
+MAX_DATABASES = 8
 
 
 class SqlEngine:
@@ -51,7 +49,7 @@ class SqlEngine:
     def __init__(self, source: Any, *, owns_source: bool = False) -> None:
         self._resolver = _as_resolver(source)
         self._owns_source = owns_source
-        self._database: duckdb.DuckDBPyConnection | None = None
+        self._databases: dict[frozenset[str], duckdb.DuckDBPyConnection] = {}
         self._database_lock = threading.Lock()
 
     def close(self) -> None:
@@ -60,9 +58,9 @@ class SqlEngine:
         if self._owns_source and close is not None:
             close()
         with self._database_lock:
-            if self._database is not None:
-                self._database.close()
-                self._database = None
+            for database in self._databases.values():
+                database.close()
+            self._databases.clear()
 
     def __enter__(self) -> SqlEngine:
         return self
@@ -88,10 +86,12 @@ class SqlEngine:
         bound = statement.bind(params)
         tables = [self._resolver.resolve(name) for name in statement.tables]
         started = time.perf_counter()
-        with self._cursor() as cursor:
-            for view, table in zip(statement.views, tables, strict=True):
-                cursor.register(view, _snapshot(table))
-            result = _execute(cursor, statement.duckdb_sql, bound)
+        try:
+            result = self._read(statement, tables, bound)
+        except _FileGone:
+            # Compaction and vacuum may delete a file between listing and
+            # reading; the next snapshot no longer names it.
+            result = self._read(statement, tables, bound)
         log.debug(
             "query over %s: %d rows in %.1f ms",
             statement.tables,
@@ -100,13 +100,31 @@ class SqlEngine:
         )
         return result
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        # A cursor is a cheap connection of its own to the shared in-memory
-        # database: its views and settings stay private, it may run in any thread.
+    def _read(self, statement: Prepared, tables: list, bound: dict) -> pa.Table:
+        loaded = [snapshots.load(table) for table in tables]
+        readable = frozenset(s.directory for s in loaded if s.directory)
+        with self._cursor(readable) as cursor:
+            for view, snapshot in zip(statement.views, loaded, strict=True):
+                try:
+                    snapshot.attach(cursor, view)
+                except duckdb.IOException as error:
+                    raise _FileGone(
+                        f"cannot read a table file: {_clean(error)}"
+                    ) from error
+            return _execute(cursor, statement.duckdb_sql, bound)
+
+    def _cursor(self, readable: frozenset[str]) -> duckdb.DuckDBPyConnection:
+        # A cursor is a cheap connection of its own to an in-memory database:
+        # its views stay private and it may run in any thread. Each database may
+        # open only the table directories it was made for, so there is one per
+        # set of directories (in practice one or two), kept in a small LRU.
         with self._database_lock:
-            if self._database is None:
-                self._database = _connect()
-            return self._database.cursor()
+            database = self._databases.pop(readable, None) or _connect(readable)
+            self._databases[readable] = database
+            while len(self._databases) > MAX_DATABASES:
+                oldest = next(iter(self._databases))
+                self._databases.pop(oldest).close()
+            return database.cursor()
 
 
 @dataclass(frozen=True)
@@ -151,29 +169,17 @@ def _as_resolver(source: Any) -> TableResolver:
     return CatalogResolver(source)
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _connect(readable: frozenset[str] = frozenset()) -> duckdb.DuckDBPyConnection:
+    """A database that may read only ``readable`` directories, settings locked."""
     connection = duckdb.connect(":memory:", config=_DUCKDB_CONFIG)
+    if readable:
+        listed = ", ".join("'" + d.replace("'", "''") + "'" for d in sorted(readable))
+        connection.execute(f"SET allowed_directories = [{listed}]")
+    connection.execute("SET enable_external_access = false")
     # Databricks reads TIMESTAMP in the session time zone, UTC by default.
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute("SET lock_configuration = true")
     return connection
-
-
-def _snapshot(table: ResolvedTable) -> ds.Dataset:
-    """The table's current Delta version as a lazily read Arrow dataset."""
-    try:
-        return DeltaTable(table.location).to_pyarrow_dataset()
-    except TableNotFoundError:
-        if table.schema is not None:
-            # Created in the catalog but nothing committed yet: no rows.
-            return ds.dataset(pa.table(table.schema.empty_table()))
-        raise TableAccessError(
-            f"table {table.full_name} has no Delta table at {table.location}"
-        ) from None
-    except (DeltaError, OSError) as error:
-        raise TableAccessError(
-            f"cannot read table {table.full_name} at {table.location}: {error}"
-        ) from error
 
 
 def _execute(
@@ -182,9 +188,15 @@ def _execute(
     try:
         result = connection.sql(sql, params=dict(params) or None)
         table = result.to_arrow_table() if result is not None else pa.table({})
+    except duckdb.IOException as error:
+        raise _FileGone(f"query failed: {_clean(error)}") from error
     except duckdb.Error as error:
         raise QueryError(f"query failed: {_clean(error)}") from error
     return _databricks_types(table)
+
+
+class _FileGone(QueryError):
+    """A snapshot's file could not be opened: retried once with a new snapshot."""
 
 
 def _databricks_types(table: pa.Table) -> pa.Table:

@@ -1,0 +1,97 @@
+"""What a query reads of one Delta table: its current version's files.
+
+A local table of plain Parquet files (no deletion vectors, column mapping or
+partition columns: what chatlake's committer writes) is read by DuckDB's own
+Parquet reader, which skips row groups by their statistics and runs several
+times faster than an Arrow scan. DuckDB may then open exactly that table's
+directory and nothing else. Any other table is handed over as a pyarrow
+dataset that deltalake builds, which honours every Delta feature it supports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from chatlake.analytics.errors import TableAccessError
+from chatlake.analytics.resolver import ResolvedTable
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Either Parquet ``files`` under ``directory``, or an Arrow ``dataset``."""
+
+    files: tuple[str, ...] = ()
+    directory: str | None = None
+    dataset: ds.Dataset | None = None
+
+    def attach(self, cursor: duckdb.DuckDBPyConnection, view: str) -> None:
+        """Make the snapshot readable as ``view`` on this cursor only."""
+        if self.dataset is not None:
+            cursor.register(view, self.dataset)
+            return
+        listed = ", ".join(_literal(path) for path in self.files)
+        cursor.execute(
+            f'CREATE TEMP VIEW "{view}" AS SELECT * FROM '
+            f"read_parquet([{listed}], union_by_name = true)"
+        )
+
+
+def load(table: ResolvedTable) -> Snapshot:
+    """The current version of ``table``; TableAccessError if it cannot be read."""
+    try:
+        delta = DeltaTable(table.location)
+        return _direct(delta, table.location) or Snapshot(
+            dataset=delta.to_pyarrow_dataset()
+        )
+    except TableNotFoundError:
+        if table.schema is not None:
+            # Created in the catalog but nothing committed yet: no rows.
+            return Snapshot(dataset=ds.dataset(table.schema.empty_table()))
+        raise TableAccessError(
+            f"table {table.full_name} has no Delta table at {table.location}"
+        ) from None
+    except (DeltaError, OSError) as error:
+        raise TableAccessError(
+            f"cannot read table {table.full_name} at {table.location}: {error}"
+        ) from error
+
+
+def _direct(delta: DeltaTable, location: str) -> Snapshot | None:
+    directory = _local_directory(location)
+    if directory is None or delta.protocol().min_reader_version > 1:
+        return None
+    if delta.metadata().partition_columns:
+        return None
+    files = tuple(_local_path(uri) for uri in delta.file_uris())
+    if not files or not all(_inside(path, directory) for path in files):
+        return None
+    return Snapshot(files=files, directory=directory)
+
+
+def _local_directory(location: str) -> str | None:
+    if location.startswith("file://"):
+        path = unquote(urlsplit(location).path)
+    elif "://" in location:
+        return None
+    else:
+        path = location
+    return os.path.realpath(path) + os.sep
+
+
+def _local_path(uri: str) -> str:
+    return unquote(urlsplit(uri).path) if uri.startswith("file://") else uri
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.realpath(path).startswith(directory)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
