@@ -32,6 +32,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,9 @@ class WriteAheadLog:
         self._pending: deque[tuple[int, int]] = deque()
         self._pending_bytes = 0
         self._schema_cache: tuple[pa.Schema | None, bytes] = (None, b"")
+        # Its own thread: fsyncs must not queue behind Delta commits of other
+        # tables in the shared default executor.
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix=f"wal {label}")
 
     # -- opening and recovery (blocking: call in a thread) --------------------
 
@@ -268,7 +272,9 @@ class WriteAheadLog:
             group, self._queue = self._queue, []
             started = time.perf_counter()
             try:
-                await asyncio.to_thread(self._write_group, [g[2] for g in group])
+                await asyncio.get_running_loop().run_in_executor(
+                    self._syncer, self._write_group, [g[2] for g in group]
+                )
             except OSError as error:
                 self._fail(group, error)
                 return
@@ -354,6 +360,7 @@ class WriteAheadLog:
 
     def close_file(self) -> None:
         """Close the active segment at once, leaving queued appends unwritten."""
+        self._syncer.shutdown(wait=False)
         if self._file is not None:
             self._file.close()
             self._file = None
