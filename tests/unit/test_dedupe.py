@@ -139,3 +139,13 @@ def test_integer_keys_are_deduped_too():
     result = index.filter(pa.table({"k": [7, 8, 2**40, 8]}), "k", now_s=1.0)
 
     assert result.table.column("k").to_pylist() == [8]
+
+
+def test_reload_reads_files_whose_paths_need_decoding(tmp_path):
+    location = (tmp_path / "t").as_uri()
+    data = pa.table({"k": ["x", "y"], "p": ["a b=c%", "ü/ö"]})
+    write_deltalake(location, data, mode="append", partition_by=["p"])
+    index = DedupeIndex(window_s=3600, max_keys=100)
+
+    assert load_recent_keys(index, location, "k") == 2
+    assert "x" in index and "y" in index

@@ -21,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -149,16 +150,23 @@ def load_recent_keys(
 
     table = DeltaTable(location)
     actions = pa.table(table.get_add_actions(flatten=True))
-    filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     loaded = 0
     for path, written_s in _recent_files(actions, now_s - index.window_s):
-        keys = pq.read_table(
-            f"{root.rstrip('/')}/{path}", columns=[column], filesystem=filesystem
-        ).column(column)
-        index.remember(keys.to_pylist(), now_s=written_s)
-        loaded += len(keys)
+        filesystem, file_path = _data_file(table.table_uri, path)
+        keys = pq.read_table(file_path, columns=[column], filesystem=filesystem)
+        index.remember(keys.column(column).to_pylist(), now_s=written_s)
+        loaded += keys.num_rows
     log.info("dedupe index for %s loaded %d recent keys", location, loaded)
     return loaded
+
+
+def _data_file(table_uri: str, path: str) -> tuple[pafs.FileSystem, str]:
+    """Where a data file of an add action lives: paths are relative to the
+    table and URL-encoded, unless the action holds an absolute URI."""
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    filesystem, root = pafs.FileSystem.from_uri(table_uri)
+    return filesystem, f"{root.rstrip('/')}/{unquote(path)}"
 
 
 def _recent_files(actions: pa.Table, since_s: float) -> list[tuple[str, float]]:
