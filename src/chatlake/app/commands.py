@@ -167,6 +167,9 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
 def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None:
     """Drive simulated users through the app's backend so the tables get data."""
     logs.configure(os.environ.get(logs.ENV_LOG_LEVEL) or "WARNING")
+    if as_json:
+        # The Zerobus SDK's Rust core logs to stdout; keep stdout for the JSON.
+        os.environ.setdefault("RUST_LOG", "error")
     default_env = config.data_dir(data_dir) / "app.env"
     if env_file is not None or default_env.is_file():
         load_env_file(env_file or default_env)
