@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pyarrow as pa
@@ -288,3 +289,39 @@ async def test_commits_continue_after_another_writer_commits_in_between(tmp_path
     assert table_ids(committer) == ["a", "b", "c"]
     assert committed_version(committer.target.location, APP_ID) == 2
     assert DeltaTable(committer.target.location).version() == 3
+
+
+async def test_batches_arriving_during_a_commit_wait_for_their_own_interval(
+    tmp_path, monkeypatch
+):
+    committer = make(tmp_path, commit_interval_s=3600)
+    real_write = committer_module.write_deltalake
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(*args, **kwargs):
+        writing.set()
+        assert release.wait(10)
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(committer_module, "write_deltalake", slow_write)
+    committed = asyncio.Event()
+
+    async def on_committed(version):
+        committed.set()
+
+    committer.on_committed = on_committed
+    committer.add(
+        PendingBatch(0, rows("due"), 10, appended_at_s=time.monotonic() - 7200)
+    )
+    committer.start()
+    assert await asyncio.to_thread(writing.wait, 10)
+    committer.add(PendingBatch(1, rows("fresh"), 10))
+    release.set()
+    await asyncio.wait_for(committed.wait(), 10)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert committer.pending_batches == 1
+    assert table_ids(committer) == ["due"]
+    await committer.close()
+    assert table_ids(committer) == ["due", "fresh"]

@@ -180,8 +180,19 @@ class Committer:
             await self._wait_until_due()
             if self._closing:
                 return
-            if not await self.commit_now():
+            if not await self._commit_due():
                 await self._back_off()
+
+    async def _commit_due(self) -> bool:
+        # WAL mode commits what was due when it woke; batches arriving during
+        # that commit wait for their own interval, so a busy table still gets
+        # about one commit per interval, not one per commit duration.
+        if self.group_commit:
+            return await self.commit_now()
+        async with self._commit_lock:
+            if not self._pending:
+                return True
+            return await self._commit_pending(None, through_seq=self._pending[-1].seq)
 
     async def _wait_until_due(self) -> None:
         while not self._closing:
@@ -235,20 +246,26 @@ class Committer:
         async with self._commit_lock:
             return await self._commit_pending(attempts)
 
-    async def _commit_pending(self, attempts: int | None) -> bool:
+    async def _commit_pending(
+        self, attempts: int | None, through_seq: int | None = None
+    ) -> bool:
         while self._pending:
-            items = self._take_run()
+            if through_seq is not None and self._pending[0].seq > through_seq:
+                return True
+            items = self._take_run(through_seq)
             if not await self._commit_items(items, attempts):
                 return False
         return True
 
-    def _take_run(self) -> list[PendingBatch]:
+    def _take_run(self, through_seq: int | None = None) -> list[PendingBatch]:
         """The oldest batches up to commit_bytes that share one schema."""
         first = self._pending.popleft()
         items, size = [first], first.size_bytes
         one_at_a_time = first.seq <= self._one_at_a_time_through
         while self._pending and size < self.commit_bytes and not one_at_a_time:
             following = self._pending[0]
+            if through_seq is not None and following.seq > through_seq:
+                break
             if not following.batch.schema.equals(first.batch.schema):
                 break
             items.append(self._pending.popleft())
