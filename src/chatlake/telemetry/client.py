@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 DEFAULT_CLOSE_TIMEOUT_S = 5.0
 # The part of close()'s deadline kept for stopping threads after flushing.
 STOP_RESERVE_S = 1.0
+# The spooler hands the GIL over at least this often while encoding a batch,
+# so track() in a request thread waits at most about this long (the
+# interpreter's own switch interval is 5 ms).
+GIL_YIELD_INTERVAL_S = 0.0005
 _REPORTED_PROBLEMS: set[str] = set()
 
 
@@ -253,7 +257,11 @@ class TelemetryClient:
 
     def _write(self, items: list[tuple[object, object, int]]) -> None:
         grouped: dict[str, tuple[StreamFormat, list[bytes]]] = {}
+        yielded = time.perf_counter()
         for event, record, tracked_us in items:
+            if time.perf_counter() - yielded > GIL_YIELD_INTERVAL_S:
+                time.sleep(0)  # lets a request thread waiting in track() run
+                yielded = time.perf_counter()
             encoded = self._encode(event, record, tracked_us)
             if encoded is None:
                 continue

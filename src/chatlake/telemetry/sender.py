@@ -215,8 +215,10 @@ class TableSender:
             done.append(self._inflight.popleft())
         if not done:
             return
-        self.spool.delete_through(self.key, done[-1].last_id)
+        # Counted before the delete, so a flush that sees the spool empty also
+        # sees the count.
         self.counters.add("acked", sum(batch.count for batch in done))
+        self.spool.delete_through(self.key, done[-1].last_id)
         self._failures = 0
         self.healthy = True
         self.on_progress()

@@ -36,4 +36,8 @@ def _cut(encoded: bytes, limit: int) -> str:
 
 def clean_text(text: str) -> str:
     """``text`` with lone surrogates (not valid in UTF-8) replaced by U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
