@@ -314,3 +314,52 @@ async def test_a_log_behind_the_table_starts_a_segment_numbered_after_it(tmp_pat
 
     assert segments(tmp_path) == [f"{0:020d}.wal", f"{10:020d}.wal"]
     assert [r.seq for r in records] == [10]
+
+
+async def test_a_full_disk_refuses_the_group_and_the_log_recovers(
+    tmp_path, monkeypatch
+):
+    log, _ = open_wal(tmp_path)
+    assert await log.append(batch(0)) == 0
+    real_write = wal_module.os.write
+    calls = []
+
+    def disk_fills_up(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))  # part of the frame lands
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wal_module.os, "write", disk_fills_up)
+    with pytest.raises(WalError, match="nothing stored: .*No space left"):
+        await log.append(batch(1))
+    monkeypatch.undo()
+
+    assert await log.append(batch(2)) == 1
+    await log.close()
+    _, records = open_wal(tmp_path)
+    assert ids_of(records) == [[0], [2]]
+
+
+async def test_a_failed_rotation_keeps_appending_to_the_old_segment(
+    tmp_path, monkeypatch
+):
+    log, _ = open_wal(tmp_path, segment_bytes=100)
+    await log.append(batch(0))
+    real_open = wal_module.os.open
+
+    def no_new_files(path, flags, *mode):
+        if flags & wal_module.os.O_CREAT:
+            raise OSError(28, "No space left on device")
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(wal_module.os, "open", no_new_files)
+    with pytest.raises(WalError, match="nothing stored"):
+        await log.append(batch(1))
+    monkeypatch.undo()
+
+    assert await log.append(batch(3)) == 1
+    await log.close()
+    _, records = open_wal(tmp_path)
+    assert ids_of(records) == [[0], [3]]
+    assert len(segments(tmp_path)) == 2

@@ -126,7 +126,7 @@ class WriteAheadLog:
         self.label = label
         self.sink: DurableSink | None = None
         self._segments: list[_Segment] = []
-        self._file = None
+        self._fd: int | None = None  # the active segment, opened O_APPEND
         self._next_seq = 0
         self._queue: list[tuple[int, pa.RecordBatch, bytes, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
@@ -203,17 +203,24 @@ class WriteAheadLog:
         ):
             self._start_segment(self._next_seq)
             return
-        self._file = open(active.path, "ab")  # noqa: SIM115 - lives until close()
+        self._fd = os.open(active.path, os.O_WRONLY | os.O_APPEND)
 
     def _start_segment(self, first_seq: int) -> None:
-        if self._file is not None:
-            self._file.close()
+        # The new segment must be complete before the old one is let go, so a
+        # failure here (a full disk) leaves the log appending where it was.
         path = self.directory / f"{first_seq:020d}{SEGMENT_SUFFIX}"
-        self._file = open(path, "wb")  # noqa: SIM115 - lives until close()
-        self._file.write(SEGMENT_MAGIC)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        fsync_directory(self.directory)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, SEGMENT_MAGIC)
+            os.fsync(fd)
+            fsync_directory(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
         with self._lock:
             self._segments.append(_Segment(path, first_seq, first_seq - 1, 8))
 
@@ -264,7 +271,7 @@ class WriteAheadLog:
     def _check_open(self) -> None:
         if self._failure is not None:
             raise self._failure
-        if self._file is None:
+        if self._fd is None:
             raise WalError(f"WAL {self.label} is closed")
 
     async def _flush_groups(self) -> None:
@@ -275,11 +282,12 @@ class WriteAheadLog:
                 await asyncio.get_running_loop().run_in_executor(
                     self._syncer, self._write_group, [g[2] for g in group]
                 )
-            except OSError as error:
-                self._fail(group, error)
-                return
-            except Exception as error:  # a bug: still never leave appenders hanging
-                log.exception("WAL %s: unexpected failure writing a group", self.label)
+            except _WriteUndone as undone:
+                self._refuse(group, undone.error)
+                continue
+            except Exception as error:
+                if not isinstance(error, OSError):
+                    log.exception("WAL %s: unexpected failure writing", self.label)
                 self._fail(group, error)
                 return
             metrics.WAL_FSYNC_SECONDS.observe(time.perf_counter() - started)
@@ -295,6 +303,18 @@ class WriteAheadLog:
             if not future.done():
                 future.set_result(seq)
 
+    def _refuse(self, group: list, error: OSError) -> None:
+        # The write failed (a full disk) and was undone: refuse this group and
+        # what queued behind it, and reuse their sequence numbers, so the log
+        # keeps numbering without a gap and later appends can succeed.
+        refused = WalError(f"WAL {self.label} write failed, nothing stored: {error}")
+        log.warning("WAL %s: write failed and undone: %s", self.label, error)
+        for *_, future in group + self._queue:
+            if not future.done():
+                future.set_exception(refused)
+        self._next_seq = group[0][0]
+        self._queue = []
+
     def _fail(self, group: list, error: Exception) -> None:
         # After a failed fsync the page cache state is unknown: refuse all
         # further appends rather than acknowledge data that may be gone.
@@ -308,20 +328,30 @@ class WriteAheadLog:
         self._queue = []
 
     def _write_group(self, frames: list[bytes]) -> None:
+        """Write and fsync; raises _WriteUndone if the log is as it was before."""
         active = self._segments[-1]
-        if (
-            active.size_bytes >= self.segment_bytes
-            and active.last_seq >= active.first_seq
-        ):
-            self._start_segment(active.last_seq + 1)
-            active = self._segments[-1]
-        data = b"".join(frames)
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            if (
+                active.size_bytes >= self.segment_bytes
+                and active.last_seq >= active.first_seq
+            ):
+                self._start_segment(active.last_seq + 1)
+                active = self._segments[-1]
+            data = b"".join(frames)
+            _write_all(self._fd, data)
+        except OSError as error:
+            self._undo_write(active, error)
+        os.fsync(self._fd)
         with self._lock:
             active.size_bytes += len(data)
             active.last_seq += len(frames)
+
+    def _undo_write(self, active: _Segment, error: OSError) -> None:
+        # Cut off whatever part of the group reached the file; if even that
+        # fails, the caller treats the log as failed.
+        os.ftruncate(self._fd, active.size_bytes)
+        os.fsync(self._fd)
+        raise _WriteUndone(error)
 
     # -- releasing committed segments -----------------------------------------
 
@@ -361,9 +391,24 @@ class WriteAheadLog:
     def close_file(self) -> None:
         """Close the active segment at once, leaving queued appends unwritten."""
         self._syncer.shutdown(wait=False)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _WriteUndone(Exception):
+    """A group's write failed and was cut off again: the log is intact."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _parse_frames(
