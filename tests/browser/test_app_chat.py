@@ -71,6 +71,9 @@ def test_answer_streams_renders_markdown_and_survives_reload(page, chat_url):
     done.locator(".rate.up").click()
     expect(done.locator(".rate-note")).to_have_text("rated helpful")
     expect(done.locator(".rate.up")).to_have_class(re.compile(r"\bactive\b"))
+    done.locator(".comment input").fill("clear and short")
+    done.locator(".comment-send").click()
+    expect(done.locator(".rate-note")).to_have_text("rated helpful with a comment")
 
     page.reload()
     expect(page.locator(".welcome")).to_be_visible()
@@ -86,21 +89,16 @@ def test_second_turn_sends_history_and_new_chat_resets(page, chat_url):
     page.goto(chat_url)
     ask(page, "What does the chat_events table hold?")
     expect(page.locator(".message.assistant[data-status=ok]")).to_have_count(1)
-    ask(page, "And what is in the feedback table?")
+    ask(page, "How do I query the tables with SQL?")
     expect(page.locator(".message.assistant[data-status=ok]")).to_have_count(2)
     expect(page.locator(".message.user")).to_have_count(2)
+    code_block = page.locator(".message.assistant").nth(1).locator("pre code")
+    expect(code_block).to_contain_text("FROM main.chatbot.chat_events")
 
     page.click("#new-chat")
     expect(page.locator(".welcome")).to_be_visible()
-    expect(page.locator(".conversation")).to_have_count(
-        1 + _earlier_conversations(page)
-    )
-
-
-def _earlier_conversations(page) -> int:
-    # The other tests of this module share the browser identity only within one
-    # context, and each test gets a fresh context: this page has only its own.
-    return 0
+    # Each test has a fresh browser context, so a fresh identity: one conversation.
+    expect(page.locator(".conversation")).to_have_count(1)
 
 
 def test_stop_button_ends_the_turn_early(page, chat_url):

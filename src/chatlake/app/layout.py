@@ -189,13 +189,13 @@ def feedback_bar(turn: Turn) -> html.Div:
         className="feedback",
         children=[
             html.Button(
-                "👍",
+                "▲ Helpful",
                 id={"type": "rate-up", "turn": turn.id},
                 className=up,
                 title="Helpful",
             ),
             html.Button(
-                "👎",
+                "▼ Not helpful",
                 id={"type": "rate-down", "turn": turn.id},
                 className=down,
                 title="Not helpful",
