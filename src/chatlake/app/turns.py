@@ -31,6 +31,8 @@ WRITE_INTERVAL_S = 0.05  # how stale the polled answer may be
 
 @dataclass
 class _Progress:
+    started_us: int  # wall clock, for event_time
+    started_s: float  # perf_counter, for durations
     text: str = ""
     first_token_s: float | None = None
     last_write_s: float = 0.0
@@ -72,23 +74,32 @@ class ChatService:
 
     def submit(self, user_id: str, turn: Turn) -> Future[Turn]:
         """Runs the turn on a worker thread."""
-        return self._pool.submit(self.run, user_id, turn)
+        return self._pool.submit(self._run_logged, user_id, turn)
+
+    def _run_logged(self, user_id: str, turn: Turn) -> Turn:
+        # A worker thread's exception would vanish with its Future: log it.
+        try:
+            return self.run(user_id, turn)
+        except Exception:
+            logger.exception("turn %s could not be recorded", turn.id)
+            raise
 
     def run(self, user_id: str, turn: Turn) -> Turn:
-        """Streams the answer into the store and tracks the ChatTurn; never raises."""
-        started_us, started_s = now_us(), time.perf_counter()
-        progress = _Progress()
-        messages = self._messages(turn)
+        """Streams the answer into the store, then tracks the ChatTurn.
+
+        Model failures end the turn as an error turn; only the store failing
+        raises.
+        """
+        progress = _Progress(started_us=now_us(), started_s=time.perf_counter())
         try:
-            finish = self._stream(turn, messages, progress)
+            finish = self._stream(turn, self._messages(turn), progress)
         except ModelError as error:
-            return self._fail(user_id, turn, progress, started_us, started_s, error)
+            return self._fail(user_id, turn, progress, error)
         except Exception as error:  # noqa: BLE001 - a bug still ends the turn visibly
             logger.exception("turn %s failed unexpectedly", turn.id)
-            failure = ModelError(
-                f"unexpected failure: {type(error).__name__}", "unexpected"
-            )
-            return self._fail(user_id, turn, progress, started_us, started_s, failure)
+            kind = type(error).__name__
+            failure = ModelError(f"unexpected failure: {kind}", "unexpected")
+            return self._fail(user_id, turn, progress, failure)
 
         status = st.STOPPED if finish.finish_reason == "stopped" else st.OK
         self.store.finish_turn(
@@ -101,8 +112,6 @@ class ChatService:
             user_id,
             turn,
             progress,
-            started_us,
-            started_s,
             status="ok",
             finish_reason=finish.finish_reason,
             input_tokens=finish.input_tokens,
@@ -112,22 +121,19 @@ class ChatService:
         return self.store.turn(turn.id)
 
     def _stream(self, turn: Turn, messages: list[dict], progress: _Progress):
-        started = time.perf_counter()
         for event in self.model.stream(messages, lambda: progress.stop_requested):
             if not isinstance(event, Delta):
                 return event
             progress.text += event.text
             now = time.perf_counter()
             if progress.first_token_s is None:
-                progress.first_token_s = now - started
+                progress.first_token_s = now - progress.started_s
             if now - progress.last_write_s >= WRITE_INTERVAL_S:
                 progress.stop_requested = self.store.write_text(turn.id, progress.text)
                 progress.last_write_s = now
         raise ModelError("model stream ended without a result", "stream_error")
 
-    def _fail(
-        self, user_id, turn, progress, started_us, started_s, error: ModelError
-    ) -> Turn:
+    def _fail(self, user_id, turn, progress: _Progress, error: ModelError) -> Turn:
         logger.warning("turn %s failed: %s", turn.id, error.error_type)
         self.store.finish_turn(
             turn.id,
@@ -140,24 +146,18 @@ class ChatService:
             user_id,
             turn,
             progress,
-            started_us,
-            started_s,
             status="error",
             error_type=error.error_type,
             error_message=str(error),
         )
         return self.store.turn(turn.id)
 
-    def _track(self, user_id, turn, progress, started_us, started_s, **outcome) -> None:
-        elapsed_ms = round((time.perf_counter() - started_s) * 1000)
-        ttft_ms = (
-            None
-            if progress.first_token_s is None
-            else round(progress.first_token_s * 1000)
-        )
+    def _track(self, user_id, turn, progress: _Progress, **outcome) -> None:
+        elapsed_ms = round((time.perf_counter() - progress.started_s) * 1000)
+        first = progress.first_token_s
         self.telemetry.track_turn(
             telemetry_id=turn.id,
-            event_time=started_us,
+            event_time=progress.started_us,
             session_id=turn.conversation_id,
             user_id=user_id,
             turn_index=turn.turn_index,
@@ -168,7 +168,7 @@ class ChatService:
             user_message=turn.user_message,
             assistant_message=progress.text,
             response_time_ms=elapsed_ms,
-            ttft_ms=ttft_ms,
+            ttft_ms=None if first is None else round(first * 1000),
             **outcome,
         )
 
