@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from chatlake.errors import ConfigError
 from chatlake.ingest.committer import Committer, PendingBatch, committed_version
@@ -37,7 +38,7 @@ from chatlake.ingest.storage_errors import (
     StorageError,
     WalError,
 )
-from chatlake.ingest.wal import WriteAheadLog, fsync_directory
+from chatlake.ingest.wal import WalRecord, WriteAheadLog, fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,114 @@ class _TablePipeline:
         directory = storage.wal_root / _directory_name(target.full_name)
         lock_fd = await asyncio.to_thread(_lock_directory, directory, target.full_name)
         try:
+            recovered = await asyncio.to_thread(_recover, settings, directory, target)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+        wal = recovered.wal
+        committer = _committer(
+            settings, target, recovered.wal_id, _releaser(wal), directory / REJECTED_DIR
+        )
+        await _load_dedupe_keys(committer.dedupe, target)
+        pipeline = cls(target, committer, settings)
+        pipeline.wal, pipeline.directory, pipeline.lock_fd = wal, directory, lock_fd
+        await pipeline._replay(recovered)
+        return pipeline
+
+    async def _replay(self, recovered: _Recovered) -> None:
+        """Hand the log's uncommitted batches, then every new one, to the committer."""
+        committer = self.committer
+        self.wal.sink = lambda seq, batch, size: committer.add(
+            PendingBatch(seq, batch, size)
+        )
+        for record in recovered.records:
+            committer.add(PendingBatch(record.seq, record.batch, record.size_bytes))
+        committer.start()
+        if recovered.records:
+            log.info(
+                "table %s: replaying %d WAL batches after sequence %d",
+                self.target.full_name,
+                len(recovered.records),
+                recovered.committed_seq,
+            )
+            await committer.commit_now(attempts=1)
+
+    async def append(self, target: TableTarget, batch: pa.RecordBatch) -> None:
+        """Store ``batch`` for ``target``; return once it is durable."""
+        if not self._running:
+            raise StorageClosedError(
+                f"table {target.full_name}: storage is not running"
+            )
+        pipeline = await self._pipeline(target)
+        await pipeline.append(target, batch)
+
+    async def flush(self) -> bool:
+        """Commit everything pending now; False if some table's commit failed."""
+        results = [await p.committer.commit_now() for p in list(self._tables.values())]
+        return all(results)
+
+    async def _pipeline(self, target: TableTarget) -> _TablePipeline:
+        pipeline = self._tables.get(target.full_name)
+        if pipeline is not None:
+            return pipeline
+        opening = self._opening.get(target.full_name)
+        if opening is None:
+            opening = asyncio.create_task(self._open_pipeline(target))
+            self._opening[target.full_name] = opening
+        return await asyncio.shield(opening)
+
+    async def _open_pipeline(self, target: TableTarget) -> _TablePipeline:
+        # Registered by the opening task itself, so stop() closes it even if
+        # the append that asked for it was cancelled meanwhile.
+        try:
+            pipeline = await _TablePipeline.open(self, target)
+            self._tables[target.full_name] = pipeline
+            return pipeline
+        finally:
+            self._opening.pop(target.full_name, None)
+
+
+class _TablePipeline:
+    """One table's WAL (in wal mode) and committer."""
+
+    def __init__(
+        self, target: TableTarget, committer: Committer, settings: StorageSettings
+    ) -> None:
+        self.target = target
+        self.committer = committer
+        self.settings = settings
+        self.wal: WriteAheadLog | None = None
+        self.directory: Path | None = None
+        self.lock_fd: int | None = None
+        self._next_seq = 0
+        self._retarget_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, storage: Storage, target: TableTarget) -> _TablePipeline:
+        if storage.settings.durability == "commit":
+            return await cls._open_without_wal(storage, target)
+        return await cls._open_with_wal(storage, target)
+
+    @classmethod
+    async def _open_without_wal(
+        cls, storage: Storage, target: TableTarget
+    ) -> _TablePipeline:
+        app_id = f"chatlake-commit-{uuid.uuid4().hex}"
+        committer = _committer(storage.settings, target, app_id, None)
+        await _load_dedupe_keys(committer.dedupe, target)
+        pipeline = cls(target, committer, storage.settings)
+        pipeline.committer.start()
+        return pipeline
+
+    @classmethod
+    async def _open_with_wal(
+        cls, storage: Storage, target: TableTarget
+    ) -> _TablePipeline:
+        settings = storage.settings
+        directory = storage.wal_root / _directory_name(target.full_name)
+        lock_fd = await asyncio.to_thread(_lock_directory, directory, target.full_name)
+        try:
             meta = await asyncio.to_thread(_read_or_write_meta, directory, target)
             wal_id = meta["wal_id"]
             committed = await asyncio.to_thread(
@@ -369,6 +478,41 @@ class _TablePipeline:
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
+
+
+@dataclass(frozen=True)
+class _Recovered:
+    """A table's log, opened, with what it holds beyond the table's version."""
+
+    wal: WriteAheadLog
+    wal_id: str
+    committed_seq: int
+    records: list[WalRecord]
+
+
+def _recover(
+    settings: StorageSettings, directory: Path, target: TableTarget
+) -> _Recovered:
+    meta = _read_or_write_meta(directory, target)
+    try:
+        committed = committed_version(target.location, meta["wal_id"])
+    except DeltaError as error:
+        raise StorageError(
+            f"table {target.full_name}: cannot read the Delta table at "
+            f"{target.location} to replay its WAL: {error}"
+        ) from error
+    wal = WriteAheadLog(
+        directory, segment_bytes=settings.wal_segment_bytes, label=target.full_name
+    )
+    records = wal.open(committed_seq=committed)
+    return _Recovered(wal, meta["wal_id"], committed, records)
+
+
+def _releaser(wal: WriteAheadLog):
+    async def release(version: int) -> None:
+        await asyncio.to_thread(wal.release_through, version)
+
+    return release
 
 
 def _committer(
