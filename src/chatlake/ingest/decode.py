@@ -462,11 +462,17 @@ class Decoder:
 
     def decode(self, records: Sequence[bytes | str], offset: int) -> pa.RecordBatch:
         """All records of one message as one batch; any bad record refuses them all."""
+        return self.batch(self.columns(records, offset), len(records), offset)
+
+    def columns(self, records: Sequence[bytes | str], offset: int) -> list[list]:
+        """Checked values of one message, one list per written column.
+
+        Lists of several messages may be concatenated and turned into one
+        batch with :meth:`batch`.
+        """
         if self.message_class is not None:
-            rows = self._proto_columns(records, offset)
-        else:
-            rows = self._json_columns(records, offset)
-        return self._batch(rows, len(records), offset)
+            return self._proto_columns(records, offset)
+        return self._json_columns(records, offset)
 
     def _proto_columns(self, records: Sequence[bytes], offset: int) -> list[list]:
         messages = self._parse(records, offset)
@@ -522,7 +528,8 @@ class Decoder:
                 column.append(value)
         return columns
 
-    def _batch(self, rows: list[list], count: int, offset: int) -> pa.RecordBatch:
+    def batch(self, rows: list[list], count: int, offset: int) -> pa.RecordBatch:
+        """An Arrow batch of the table's schema, stamped columns filled in."""
         values = dict(zip((c.name for c in self.writable), rows, strict=True))
         now_us = time.time_ns() // 1000
         arrays = []

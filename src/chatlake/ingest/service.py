@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -46,6 +47,20 @@ log = logging.getLogger(__name__)
 TABLE_HEADER = "x-databricks-zerobus-table-name"
 ROTATION_MESSAGE = "Error code 6002: stream timeout reached; open a new stream"
 RECORD_TYPES = {pb.PROTO: "PROTO", pb.JSON: "JSON"}
+# A group of messages becomes one batch; these bound its memory.
+MAX_GROUP_RECORDS = 10_000
+MAX_GROUP_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class _Group:
+    """Messages decoded while an append was in flight, not yet handed to storage."""
+
+    columns: list[list]
+    last_offset: int = -1
+    received: list[float] = field(default_factory=list)
+    records: int = 0
+    size: int = 0
 
 
 class ZerobusService(zerobus_pb2_grpc.ZerobusServicer):
@@ -99,7 +114,11 @@ class Stream:
         self.started = time.monotonic()
         self.messages = self.records = self.bytes = 0
         self.rotating = False
-        self._inflight: deque[tuple[int, asyncio.Future, float, int, int]] = deque()
+        self._inflight: deque[tuple[int, asyncio.Future, list[float], int, int]] = (
+            deque()
+        )
+        self._group: _Group | None = None
+        self._storing = 0
         self._wakeup = asyncio.Event()
         self._reading_done = False
         self._slots = asyncio.Semaphore(self.settings.max_pending_messages)
@@ -243,6 +262,7 @@ class Stream:
                 outcome = StreamRefused(grpc.StatusCode.UNAVAILABLE, ROTATION_MESSAGE)
             else:
                 outcome = _error_of(reader)
+            self._flush_group()  # what was taken is stored and acked
             self._reading_done = True
             self._wakeup.set()
             await acker
@@ -265,20 +285,60 @@ class Stream:
             self._accept(request)
 
     def _accept(self, request: pb.EphemeralStreamRequest) -> None:
-        """Decode one message and hand it to storage (no await: all or nothing)."""
+        """Decode one message into the open group (no await: all or nothing).
+
+        While an append of this stream is in flight, arriving messages gather
+        in a group that becomes one Arrow batch and one append when it ends
+        (group commit): a busy single-record stream pays the per-batch cost
+        once per group, not once per record, and an idle one waits for nothing.
+        """
         received = time.perf_counter()
         offset, records = self._unpack(request)
-        batch = self.decoder.decode(records, offset)
-        size = sum(len(r) for r in records)
-        if batch.num_rows:
-            stored = asyncio.ensure_future(
-                self.service.storage.append(self.table.target, batch)
-            )
+        columns = self.decoder.columns(records, offset)
+        group = self._group
+        if group is None:
+            group = self._group = _Group(columns)
         else:
-            stored = asyncio.get_running_loop().create_future()
+            for mine, more in zip(group.columns, columns, strict=True):
+                mine.extend(more)
+        group.last_offset = offset
+        group.received.append(received)
+        group.records += len(records)
+        group.size += sum(len(r) for r in records)
+        full = group.records >= MAX_GROUP_RECORDS or group.size >= MAX_GROUP_BYTES
+        if full or not self._storing:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        """Hand the open group to storage as one batch."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        stored = asyncio.get_running_loop().create_future()
+        if not group.records:  # only empty messages: acked without storage
             stored.set_result(None)
-        self._inflight.append((offset, stored, received, len(records), size))
+        else:
+            try:
+                batch = self.decoder.batch(
+                    group.columns, group.records, group.last_offset
+                )
+            except StreamRefused as refused:
+                stored.set_exception(refused)
+            else:
+                stored = asyncio.ensure_future(
+                    self.service.storage.append(self.table.target, batch)
+                )
+                self._storing += 1
+                stored.add_done_callback(self._stored)
+        self._inflight.append(
+            (group.last_offset, stored, group.received, group.records, group.size)
+        )
         self._wakeup.set()
+
+    def _stored(self, _future: asyncio.Future) -> None:
+        self._storing -= 1
+        if self._group is not None and not self._storing:
+            self._flush_group()
 
     def _unpack(self, request: pb.EphemeralStreamRequest) -> tuple[int, list]:
         kind = request.WhichOneof("payload")
@@ -336,17 +396,20 @@ class Stream:
         while self._inflight and self._inflight[0][1].done():
             offset, stored, received, count, size = self._inflight.popleft()
             error = stored.exception()
+            if isinstance(error, StreamRefused):
+                raise error
             if error is not None:
                 raise _storage_refusal(self._name, error) from error
             last = offset
-            self._slots.release()
-            self.messages += 1
+            for arrived in received:
+                self._slots.release()
+                metrics.ACK_LATENCY.observe(now - arrived)
+            self.messages += len(received)
             self.records += count
             self.bytes += size
-            self._counters[0].inc()
+            self._counters[0].inc(len(received))
             self._counters[1].inc(count)
             self._counters[2].inc(size)
-            metrics.ACK_LATENCY.observe(now - received)
         return last
 
     async def _rotation_timer(self) -> None:
