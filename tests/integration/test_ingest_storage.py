@@ -462,3 +462,25 @@ async def test_metrics_count_commits_rows_and_pending_wal_bytes(tmp_path):
     assert grew("chatlake_ingest_committed_rows_total") == 3
     assert grew("chatlake_ingest_dedupe_dropped_rows_total") == 1
     assert grew("chatlake_ingest_time_to_table_seconds_count") == 2
+
+
+async def test_commit_mode_first_commits_what_a_wal_run_left_behind(tmp_path):
+    tgt = target(tmp_path)
+    crashed = Storage(
+        tmp_path / "data", StorageSettings(commit_interval_s=3600, **QUIET)
+    )
+    await crashed.start()
+    await crashed.append(tgt, rows("from-wal"))
+    abandon(crashed)
+
+    switched = Storage(tmp_path / "data", StorageSettings(durability="commit", **QUIET))
+    await switched.start()
+    await switched.append(tgt, rows("from-commit-mode"))
+    await switched.stop()
+
+    assert sql_ids(tgt) == ["from-commit-mode", "from-wal"]
+    wal_dir = switched.wal_root / tgt.full_name
+    log = wal_module.WriteAheadLog(wal_dir, segment_bytes=1 << 20, label="peek")
+    wal_id = _wal_id(switched, tgt)
+    assert log.open(committed_seq=committed_version(tgt.location, wal_id)) == []
+    log.close_file()

@@ -166,14 +166,19 @@ class Committer:
     def label(self) -> str:
         return self.target.full_name
 
-    async def close(self) -> None:
-        """Stop the background loop, then try one last commit of what is left."""
+    async def close(self) -> bool:
+        """Stop the background loop, then try one last commit of what is left.
+
+        Returns False if something stayed uncommitted (in wal mode it stays in
+        the log for the next start).
+        """
         self._closing = True
         self._wake.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.commit_now(attempts=1)
+        committed = await self.commit_now(attempts=1)
         self._fail_waiters(CommitError(f"table {self.label}: storage stopped"))
+        return committed
 
     async def _run(self) -> None:
         while not self._closing:

@@ -187,10 +187,23 @@ class Storage:
             self._maintenance.start()
 
     async def _replay_all(self) -> None:
-        if self.settings.durability != "wal":
-            return
-        for target in await asyncio.to_thread(_targets_on_disk, self.wal_root):
-            await self._pipeline(target)
+        targets = await asyncio.to_thread(_targets_on_disk, self.wal_root)
+        for target in targets:
+            if self.settings.durability == "wal":
+                await self._pipeline(target)
+            else:
+                await self._drain(target)
+
+    async def _drain(self, target: TableTarget) -> None:
+        # Logs left by an earlier run in wal mode hold acked batches: commit
+        # them once, even though this run acks after commits instead.
+        pipeline = await _TablePipeline._open_with_wal(self, target)
+        if not await pipeline.close():
+            log.warning(
+                "table %s: WAL batches could not be committed yet; they stay in "
+                "the log until a later start",
+                target.full_name,
+            )
 
     async def stop(self) -> None:
         """Commit what is pending, close every log. Safe to call twice."""
@@ -471,13 +484,15 @@ class _TablePipeline:
                 target.location,
             )
 
-    async def close(self) -> None:
+    async def close(self) -> bool:
+        """Final commit, then let go of the log; False if something stayed."""
         if self.wal is not None:
             await self.wal.close()
-        await self.committer.close()
+        committed = await self.committer.close()
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
+        return committed
 
 
 @dataclass(frozen=True)
