@@ -484,3 +484,33 @@ async def test_commit_mode_first_commits_what_a_wal_run_left_behind(tmp_path):
     wal_id = _wal_id(switched, tgt)
     assert log.open(committed_seq=committed_version(tgt.location, wal_id)) == []
     log.close_file()
+
+
+async def test_a_table_whose_storage_fails_does_not_hold_up_another(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    broken = TableTarget(
+        "main.chatbot.broken", (tmp_path / "blocker" / "t").as_uri(), SCHEMA
+    )
+    healthy = target(tmp_path, "healthy")
+    storage = Storage(
+        tmp_path / "data", StorageSettings(commit_interval_s=0.05, **QUIET)
+    )
+    await storage.start()
+
+    await storage.append(broken, rows("kept-in-wal"))
+    await storage.append(healthy, rows("h1"))
+    deadline = time.monotonic() + 20
+    while not DeltaTable.is_deltatable(healthy.location):
+        assert time.monotonic() < deadline, "the healthy table was not committed"
+        await asyncio.sleep(0.02)
+
+    assert sql_ids(healthy) == ["h1"]
+    assert not await storage.flush()
+    await storage.stop()
+    wal_dir = storage.wal_root / broken.full_name
+    log = wal_module.WriteAheadLog(wal_dir, segment_bytes=1 << 20, label="peek")
+    records = log.open(committed_seq=-1)
+    log.close_file()
+    assert [r.batch.column("telemetry_id").to_pylist() for r in records] == [
+        ["kept-in-wal"]
+    ]
