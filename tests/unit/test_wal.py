@@ -363,3 +363,25 @@ async def test_a_failed_rotation_keeps_appending_to_the_old_segment(
     _, records = open_wal(tmp_path)
     assert ids_of(records) == [[0], [3]]
     assert len(segments(tmp_path)) == 2
+
+
+async def test_a_crash_at_any_byte_leaves_a_prefix_that_keeps_appending(tmp_path):
+    source = tmp_path / "source"
+    log, _ = open_wal(source)
+    for i in range(4):
+        await log.append(batch(i, i + 10))
+    await log.close()
+    whole = (source / segments(source)[0]).read_bytes()
+
+    for cut in sorted(set(range(0, len(whole), 31)) | {len(whole) - 1}):
+        directory = tmp_path / f"cut{cut}"
+        directory.mkdir()
+        (directory / segments(source)[0]).write_bytes(whole[:cut])
+
+        log, records = open_wal(directory)
+        kept = [r.seq for r in records]
+        assert kept == list(range(len(kept))), cut
+        assert await log.append(batch(99)) == len(kept), cut
+        await log.close()
+        _, again = open_wal(directory)
+        assert [r.seq for r in again] == [*kept, len(kept)], cut
