@@ -130,8 +130,8 @@ def test_server_down_then_up_delivers_everything_once(
             client.track(new_chat_turn(telemetry_id=f"up{i:03d}"))
         assert client.flush(60) is True
         assert client.status().state == "delivering"
+        client.close()
         settle(running)
-    client.close()
 
     expected = sorted(
         [f"down{i:03d}" for i in range(100)] + [f"up{i:03d}" for i in range(100)]
@@ -158,8 +158,8 @@ def test_server_restarted_mid_traffic_loses_nothing(
     wait_until(lambda: client.metrics()["spooled"] == 100)
     with ingest_server(catalog_server, port=port) as running:
         assert client.flush(60) is True
+        client.close()
         settle(running)
-    client.close()
     expected = sorted(
         [f"a{i:03d}" for i in range(50)] + [f"b{i:03d}" for i in range(50)]
     )
@@ -195,8 +195,8 @@ def test_overload_beyond_the_spool_limit_drops_only_the_oldest(
 
     with ingest_server(catalog_server, port=port) as running:
         assert client.flush(60) is True
+        client.close()
         settle(running)
-    client.close()
     assert chat_ids(catalog_server) == [f"x{i:05d}" for i in range(100 - capacity, 100)]
 
 

@@ -32,6 +32,14 @@ APP = textwrap.dedent(
     from chatlake.telemetry import TelemetryClient, TelemetryConfig, new_chat_turn
 
     settings = json.loads(sys.argv[1])
+    if settings.pop("previous_handler", False):
+        import signal
+
+        def previous(signum, frame):
+            print("REPORT " + json.dumps({"previous_handler_ran": True}), flush=True)
+            sys.exit(7)
+
+        signal.signal(signal.SIGTERM, previous)
     mode, prefix = settings.pop("mode"), settings.pop("prefix")
     count = settings.pop("count")
     client = TelemetryClient(TelemetryConfig.from_env({}, **settings))
@@ -211,6 +219,24 @@ def test_sigterm_closes_the_client_and_delivers_first(
         assert finish(app) == -signal.SIGTERM
         settle(running)
     assert chat_ids(catalog_server) == [f"term{i:04d}" for i in range(100)]
+
+
+def test_sigterm_closes_first_then_calls_the_apps_own_handler(
+    catalog_server, chat_table, tmp_path
+):
+    with ingest_server(catalog_server) as running:
+        app = start_app(
+            app_settings(
+                catalog_server, chat_table, running.endpoint, tmp_path / "spool",
+                mode="sigterm", prefix="chain", count=30, previous_handler=True,
+            )
+        )
+        assert read_line(app) == {"tracked": True}
+        app.send_signal(signal.SIGTERM)
+        assert read_line(app) == {"previous_handler_ran": True}
+        assert finish(app) == 7
+        settle(running)
+    assert chat_ids(catalog_server) == [f"chain{i:04d}" for i in range(30)]
 
 
 def test_forked_worker_gets_its_own_sender_and_spool(

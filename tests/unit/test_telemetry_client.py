@@ -165,11 +165,13 @@ def test_track_never_raises_and_counts_what_cannot_be_sent(client, factory, capl
     client.track(None, {"x": 1})
     client.track("a.b.c", {"bad": object()})
     client.track(Feedback(telemetry_id="t"))  # required rating is missing
+    client.track("chatbot.events", {"x": 1})  # two-part table name
     client.track(new_chat_turn(telemetry_id="ok"))
     assert client.flush(10)
-    assert client.metrics()["invalid"] == 5
+    assert client.metrics()["invalid"] == 6
     assert ids(factory.payloads()) == ["ok"]
-    assert client.metrics()["tracked"] == 6
+    assert client.metrics()["tracked"] == 7
+    assert factory.opened == [TABLE]
 
 
 def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path, factory):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import EncodeError, Message
 
+from chatlake.names import parse_table_name
 from chatlake.telemetry.config import TelemetryConfig
 from chatlake.telemetry.events import (
     CHAT_KEY,
@@ -387,6 +388,7 @@ def _key_and_body(event: object, record: object) -> tuple[str, object]:
         raise TypeError("track(event) takes a ChatTurn or Feedback")
     if not isinstance(event, str):
         raise TypeError("track(table, record) takes the table name as a string")
+    parse_table_name(event)  # a TableNameError (a ValueError) names the problem
     if isinstance(record, Message | Mapping):
         return event, record
     raise TypeError("a record is a protobuf message or a mapping")
@@ -405,15 +407,36 @@ def _after_fork(ref: weakref.ref[TelemetryClient]) -> None:
 
 
 def _chain_sigterm(ref: weakref.ref[TelemetryClient]) -> None:
-    """Closes the client on SIGTERM, then does what was there before."""
+    """Closes the client on SIGTERM, then does what was there before.
+
+    The handler runs on the main thread, which may have been interrupted inside
+    track() holding the queue lock, so closing happens on a helper thread. When
+    it is done the helper sends SIGTERM again, and this time the handler passes
+    it on to the previous handler (or the default: the process ends).
+    """
     previous = signal.getsignal(signal.SIGTERM)
+    state = {"closing": False, "closed": False}
+
+    def close_then_resignal() -> None:
+        _close_ref(ref)
+        state["closed"] = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def on_sigterm(signum, frame) -> None:
-        _close_ref(ref)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+        if state["closed"]:
+            _pass_on(previous, signum, frame)
+        elif not state["closing"]:
+            state["closing"] = True
+            threading.Thread(
+                target=close_then_resignal, name="chatlake-telemetry-close"
+            ).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _pass_on(previous, signum, frame) -> None:
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
