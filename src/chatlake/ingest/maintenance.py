@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from chatlake.ingest.storage import TableTarget
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,27 +56,24 @@ def optimize_table(
 
     Blocking; raises MaintenanceError naming the table and the step.
     """
-    step = "open"
-    try:
-        if not DeltaTable.is_deltatable(location):
-            raise MaintenanceError(f"table {full_name}: no Delta table at {location}")
-        table = DeltaTable(location)
-        step = "compact"
-        compacted = table.optimize.compact()
-        step = "checkpoint"
-        table.create_checkpoint()
-        checkpoint_version = table.version()
-        table.cleanup_metadata()
-        vacuumed = []
-        if vacuum:
-            step = "vacuum"
-            vacuumed = table.vacuum(
-                retention_hours=int(vacuum_retention_hours),
-                dry_run=False,
-                enforce_retention_duration=False,
-            )
-    except (DeltaError, OSError) as error:
-        raise MaintenanceError(f"table {full_name}: {step} failed: {error}") from error
+    if not _step(full_name, "open", lambda: DeltaTable.is_deltatable(location)):
+        raise MaintenanceError(f"table {full_name}: no Delta table at {location}")
+    table = _step(full_name, "open", lambda: DeltaTable(location))
+    compacted = _step(full_name, "compact", table.optimize.compact)
+    _step(full_name, "checkpoint", table.create_checkpoint)
+    checkpoint_version = table.version()
+    _step(full_name, "log cleanup", table.cleanup_metadata)
+    vacuumed = []
+    if vacuum:
+        # Rounded up: a fraction of an hour must not become "delete everything".
+        hours = math.ceil(vacuum_retention_hours)
+        vacuumed = _step(
+            full_name,
+            "vacuum",
+            lambda: table.vacuum(
+                retention_hours=hours, dry_run=False, enforce_retention_duration=False
+            ),
+        )
     return MaintenanceReport(
         table=full_name,
         version=table.version(),
@@ -83,6 +82,13 @@ def optimize_table(
         checkpoint_version=checkpoint_version,
         vacuumed_files=len(vacuumed),
     )
+
+
+def _step(full_name: str, step: str, action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except (DeltaError, OSError) as error:
+        raise MaintenanceError(f"table {full_name}: {step} failed: {error}") from error
 
 
 class MaintenanceScheduler:

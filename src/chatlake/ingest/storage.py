@@ -442,7 +442,7 @@ class _TablePipeline:
         return pipeline
 
     async def append(self, target: TableTarget, batch: pa.RecordBatch) -> None:
-        if target != self.target:
+        if target is not self.target and target != self.target:
             await self._retarget(target)
         await self.committer.wait_for_room()
         if self.wal is not None:
