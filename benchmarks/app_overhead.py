@@ -21,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from chatlake.app.demo_model import DEMO_MODEL_ID, DemoModelSettings, create_demo_app
+from chatlake.app.demo_model import DEMO_MODEL_ID
 from chatlake.app.model_client import ModelClient
 from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
 from chatlake.app.telemetry_sink import TelemetrySink
-from chatlake.app.testing import ServerThread
+from chatlake.app.testing import ChildProcess, free_port
 from chatlake.app.turns import ChatService
 
 QUESTION = "How does telemetry reach Delta Lake?"
@@ -79,45 +79,56 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=300)
     args = parser.parse_args()
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        ServerThread(
-            create_demo_app(
-                DemoModelSettings(
-                    token_delay_ms=0, first_token_delay_ms=0, documents=(PRIMER_PATH,)
-                )
+    with tempfile.TemporaryDirectory() as tmp:
+        # The model runs in its own process, as in production: in this one it
+        # would compete with the measured path for the GIL.
+        port = free_port()
+        argv = ["model", "--port", str(port), "--token-delay-ms", "0"]
+        argv += ["--first-token-delay-ms", "0", "--docs", str(PRIMER_PATH)]
+        model = ChildProcess(argv, Path(tmp) / "model.log")
+        try:
+            model.wait_http(f"http://127.0.0.1:{port}/healthz")
+            raw, total, overhead = measure(
+                args.turns, Path(tmp), f"http://127.0.0.1:{port}/v1"
             )
-        ) as server,
-    ):
-        os.environ["CHATLAKE_SPOOL_DIR"] = str(Path(tmp) / "spool")
-        for name in ("ZEROBUS_SERVER_ENDPOINT", "ZEROBUS_HOST"):
-            os.environ.pop(name, None)
-        settings = ModelSettings(f"{server.url}/v1", "k", DEMO_MODEL_ID, "demo")
-        raw_client, timed = ModelClient(settings), TimedModel(settings)
-        app_settings = AppSettings(Path(tmp))
-        store = ConversationStore(app_settings.store_path)
-        service = ChatService(store, timed, TelemetrySink.from_env(), app_settings)
+        finally:
+            model.stop()
+    report(args.turns, raw, total, overhead)
 
-        raw, total, overhead = [], [], []
-        conversation = None
-        for i in range(args.turns + 20):
-            # A fresh conversation every 5 turns keeps the history (and so the
-            # prompt) the same size as a typical chat.
-            if i % 5 == 0:
-                conversation = None
-            raw_s = raw_turn(raw_client)
-            total_s, overhead_s, conversation = app_turn(service, timed, conversation)
-            if i >= 20:  # warm-up
-                raw.append(raw_s * 1000)
-                total.append(total_s * 1000)
-                overhead.append(overhead_s * 1000)
-        service.telemetry.close()
 
+def measure(turns: int, tmp: Path, base_url: str):
+    os.environ["CHATLAKE_SPOOL_DIR"] = str(tmp / "spool")
+    for name in ("ZEROBUS_SERVER_ENDPOINT", "ZEROBUS_HOST"):
+        os.environ.pop(name, None)
+    settings = ModelSettings(base_url, "k", DEMO_MODEL_ID, "demo")
+    raw_client, timed = ModelClient(settings), TimedModel(settings)
+    app_settings = AppSettings(tmp)
+    store = ConversationStore(app_settings.store_path)
+    service = ChatService(store, timed, TelemetrySink.from_env(), app_settings)
+
+    raw, total, overhead = [], [], []
+    conversation = None
+    for i in range(turns + 20):
+        # A fresh conversation every 5 turns keeps the history (and so the
+        # prompt) the same size as a typical chat.
+        if i % 5 == 0:
+            conversation = None
+        raw_s = raw_turn(raw_client)
+        total_s, overhead_s, conversation = app_turn(service, timed, conversation)
+        if i >= 20:  # warm-up
+            raw.append(raw_s * 1000)
+            total.append(total_s * 1000)
+            overhead.append(overhead_s * 1000)
+    service.telemetry.close()
+    return raw, total, overhead
+
+
+def report(turns: int, raw: list, total: list, overhead: list) -> None:
     def line(name, values):
         p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
         print(f"{name:<28} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms")
 
-    print(f"{args.turns} turns against the demo endpoint (no token delay)")
+    print(f"{turns} turns against the demo endpoint (no token delay)")
     line("raw model call (baseline)", raw)
     line("app turn, wall time", total)
     line("app overhead (excl. model)", overhead)
