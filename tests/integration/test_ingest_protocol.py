@@ -218,3 +218,23 @@ def test_a_client_that_vanishes_mid_stream_leaves_the_server_healthy(raw):
         "after",
         "before-cancel",
     ]
+
+
+def test_undecodable_request_bytes_end_the_rpc_and_the_server_carries_on(raw):
+    catalog, running, stub, token = raw
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    method = channel.stream_stream(
+        "/databricks.zerobus.Zerobus/EphemeralStream",
+        request_serializer=lambda raw_bytes: raw_bytes,
+        response_deserializer=lambda raw_bytes: raw_bytes,
+    )
+    call = method(iter([b"\xff\xff\xff\xff"]), metadata=metadata(token))
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call)
+    channel.close()
+
+    responses, code, _ = run(stub, token, [create(), record(0, '{"id": "still"}')])
+
+    assert caught.value.code() != grpc.StatusCode.OK
+    assert code == grpc.StatusCode.OK
+    assert responses[-1].ingest_record_response.durability_ack_up_to_offset == 0
