@@ -31,7 +31,16 @@ def chat_url(tmp_path_factory):
             "ZEROBUS_SERVER_ENDPOINT": "",
         }
         app = ChildProcess(
-            ["app", "--port", str(port), "--data-dir", str(tmp / "data")],
+            # Two workers: a turn runs in one, polls and stops may reach the other.
+            [
+                "app",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp / "data"),
+                "--workers",
+                "2",
+            ],
             tmp / "app.log",
             env,
         )
