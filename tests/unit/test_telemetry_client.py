@@ -296,3 +296,17 @@ def test_metrics_are_exported_to_prometheus(client, factory):
     text = generate_latest(registry).decode()
     assert "chatlake_telemetry_acked_total 1.0" in text
     assert "chatlake_telemetry_spool_depth 0.0" in text
+
+
+def test_a_stream_that_stops_acking_is_reported_as_spooling(
+    client, factory, monkeypatch
+):
+    monkeypatch.setattr("chatlake.telemetry.sender.STALL_S", 0.2)
+    client.track(new_chat_turn())
+    assert client.flush(10)
+    assert client.status().state == "delivering"
+    factory.acking = False
+    client.track(new_chat_turn())
+    wait_until(lambda: client.status().state == "spooling")
+    assert client.status().pending == 1
+    assert client.metrics()["oldest_event_age_s"] > 0.1

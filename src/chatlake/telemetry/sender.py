@@ -28,6 +28,9 @@ from chatlake.telemetry.spool import Spool, StreamFormat
 
 log = logging.getLogger(__name__)
 
+# A stream whose oldest batch has waited this long for an ack counts as stalled.
+STALL_S = 5.0
+
 
 class SendError(ChatlakeError):
     """Sending on a stream failed; ``terminal`` when retrying as is cannot help."""
@@ -110,10 +113,19 @@ class TableSender:
         self._failures = 0
         self._generation = 0
         self._terminal_messages: set[str] = set()
-        self.healthy = False
+        self._acking = False
+        self._waiting_since: float | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"chatlake-telemetry-{key}", daemon=True
         )
+
+    @property
+    def healthy(self) -> bool:
+        """The stream has acked, and nothing has waited for an ack for long."""
+        waiting_since = self._waiting_since
+        if not self._acking or self._stream is None:
+            return False
+        return waiting_since is None or time.monotonic() - waiting_since < STALL_S
 
     def start(self) -> None:
         self._thread.start()
@@ -187,6 +199,8 @@ class TableSender:
             if not rows:
                 return
             offset = self._stream.send([payload for _, payload in rows])
+            if not self._inflight:
+                self._waiting_since = time.monotonic()
             self._inflight.append(_Batch(offset, rows[-1][0], len(rows)))
             self._last_sent_id = rows[-1][0]
             self.counters.add("sent", len(rows))
@@ -220,11 +234,12 @@ class TableSender:
         self.counters.add("acked", sum(batch.count for batch in done))
         self.spool.delete_through(self.key, done[-1].last_id)
         self._failures = 0
-        self.healthy = True
+        self._acking = True
+        self._waiting_since = time.monotonic() if self._inflight else None
         self.on_progress()
 
     def _fail(self, error: SendError) -> None:
-        self.healthy = False
+        self._acking = False
         self._close_stream()
         self._failures += 1
         if error.terminal:
@@ -256,6 +271,7 @@ class TableSender:
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
         self._inflight.clear()
+        self._waiting_since = None
         self._last_sent_id = 0
         if stream is None:
             return
