@@ -51,6 +51,7 @@ class StreamEventLog:
         self._buffer: deque[dict[str, Any]] = deque()
         self._task: asyncio.Task | None = None
         self._table: TableInfo | None = None
+        self._failing = False
 
     def record(self, event: str, **values: Any) -> None:
         """Queue one event; never blocks, never raises."""
@@ -87,8 +88,14 @@ class StreamEventLog:
             batch = _batch(table, rows)
             await self.storage.append(table.target, batch)
         except (ChatlakeError, OSError) as error:
-            log.warning("cannot write %d stream events yet: %s", len(rows), error)
+            # Warn once per outage, not once a second.
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "cannot write %d stream events yet: %s", len(rows), error)
+            self._failing = True
             return
+        if self._failing:
+            log.info("stream events are written again")
+            self._failing = False
         for _ in rows:
             self._buffer.popleft()
 
