@@ -138,3 +138,24 @@ def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
         assert [t.turn_index for t in turns] == [0, 1]
         rated += sum(t.rating is not None for t in turns)
     assert rated == summary["ratings"]
+
+
+@pytest.mark.parametrize("command", ["app", "model"])
+def test_ports_outside_the_valid_range_are_refused(command):
+    result = CliRunner().invoke(main, [command, "--port", "70000"])
+    assert result.exit_code == 2
+    assert "70000 is not in the range 1<=x<=65535" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "summary"),
+    [
+        ("app", "Serve the chatbot (Dash under gunicorn)"),
+        ("model", "Serve the offline demo model"),
+        ("demo", "Drive simulated users through the app's backend"),
+    ],
+)
+def test_every_app_command_has_help(command, summary):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"Usage: main {command} [OPTIONS]\n\n  {summary}")

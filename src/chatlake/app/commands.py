@@ -42,7 +42,7 @@ def _app_port(port: int | None) -> int:
 )
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(1, 65535),
     default=None,
     help="Port (default: $DATABRICKS_APP_PORT, else 8050).",
 )
@@ -97,7 +97,13 @@ def serve(host, port, data_dir, workers, threads, env_file) -> None:
     show_default=True,
     help="Address to bind (loopback only).",
 )
-@click.option("--port", type=int, default=config.DEFAULT_MODEL_PORT, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=config.DEFAULT_MODEL_PORT,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option(
     "--token-delay-ms",
     type=click.FloatRange(0),
@@ -138,7 +144,13 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
 
 
 @click.command()
-@click.option("--users", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option(
+    "--users",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="Simulated users, each with one conversation.",
+)
 @click.option(
     "--turns",
     type=click.IntRange(1, 1000),
