@@ -44,8 +44,9 @@ RANGE_LABELS = {
     "all": "all time",
 }
 DEFAULT_RANGE = "24h"
-# Reports run side by side: DuckDB releases the GIL while it scans.
-PARALLEL_QUERIES = 4
+# Reports run side by side (DuckDB releases the GIL while it scans), but each
+# query is itself multi-threaded: more than two at once only adds contention.
+PARALLEL_QUERIES = 2
 
 
 @dataclass(frozen=True)
