@@ -116,7 +116,9 @@ def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
         monkeypatch.setenv("OPENAI_BASE_URL", f"{model.url}/v1")
         monkeypatch.setenv("CHATLAKE_MODEL", "chatlake-demo")
         monkeypatch.delenv("ZEROBUS_SERVER_ENDPOINT", raising=False)
-        monkeypatch.setenv("CHATLAKE_SPOOL_DIR", str(tmp_path / "spool"))
+        monkeypatch.delenv("CHATLAKE_SPOOL_DIR", raising=False)
+        # Restored afterwards: --data-dir sets it for the telemetry spool.
+        monkeypatch.setenv("CHATLAKE_DATA_DIR", str(tmp_path / "elsewhere"))
         data_dir = tmp_path / "data"
         args = ["demo", "--users", "3", "--turns", "2", "--seed", "7", "--json"]
         result = CliRunner().invoke(main, [*args, "--data-dir", str(data_dir)])
@@ -125,6 +127,8 @@ def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
     summary = json.loads(result.output)
     assert summary["turns"] == 6 and summary["failed"] == 0
     assert summary["telemetry"] == "not configured"
+    assert (data_dir / "telemetry-spool").is_dir()
+    assert not (tmp_path / "elsewhere").exists()
     store = ConversationStore(AppSettings(data_dir).store_path)
     with sqlite3.connect(store.path) as db:
         users = [

@@ -74,6 +74,7 @@ def serve(host, port, data_dir, workers, threads, env_file) -> None:
     logs.configure()
     if env_file is not None:
         load_env_file(env_file)
+    _use_data_dir(data_dir)
     _check_bind(host)
     port = _app_port(port)
 
@@ -185,6 +186,7 @@ def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None
     default_env = config.data_dir(data_dir) / "app.env"
     if env_file is not None or default_env.is_file():
         load_env_file(env_file or default_env)
+    _use_data_dir(data_dir)
 
     from chatlake.app.simulate import run_demo
 
@@ -198,6 +200,12 @@ def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None
             f"{summary['turns']} turns ({summary['failed']} failed), "
             f"{summary['ratings']} ratings; telemetry: {summary['telemetry']}"
         )
+
+
+def _use_data_dir(data_dir: str | None) -> None:
+    # The telemetry spool lives in the data dir too: a --data-dir must move it.
+    if data_dir is not None:
+        os.environ[config.ENV_DATA_DIR] = str(config.data_dir(data_dir))
 
 
 def load_env_file(path: Path) -> None:
