@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import pyarrow as pa
 
 from chatlake import logs
 from chatlake.analytics import output, reports, timerange
@@ -152,8 +153,6 @@ def report(name, last, since, until, show_sql, fmt, as_json, **options):
 
 
 def _list_reports(fmt: str) -> None:
-    import pyarrow as pa
-
     found = reports.list_reports()
     listing = pa.table(
         {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatlake import config
@@ -26,7 +26,7 @@ ENV_CLIENT_SECRET = "CHATLAKE_SQL_CLIENT_SECRET"
 class EngineSettings:
     catalog_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
 
     @classmethod
     def resolve(

@@ -2,9 +2,10 @@
 
 A query goes through four steps: parse it as Databricks SQL and refuse
 anything but a read (guard), resolve each three-part table through the
-catalog with the caller's credentials (resolver), register each table's
-current Delta snapshot as an Arrow dataset view, then run sqlglot's DuckDB
-translation on a connection that cannot touch files or the network.
+catalog with the caller's credentials (resolver), expose each table's current
+Delta snapshot as a view (snapshots), then run sqlglot's DuckDB translation
+on a database that may open only those tables' directories, with every other
+file, the network and its settings out of reach.
 
     engine = SqlEngine(CatalogClient.local_admin(url, data_dir))
     table = engine.query("SELECT count(*) FROM main.chatbot.chat_events")
