@@ -83,7 +83,8 @@ SELECT
   'req-' || i AS request_id
 FROM (
   -- Rows arrive in time order, as the ingest server appends them.
-  SELECT i, $end - to_microseconds(($span_us * ($rows - i) // $rows)::BIGINT) AS ts
+  SELECT i,
+    $end - to_microseconds(($span_us::DOUBLE * ($rows - i) / $rows)::BIGINT) AS ts
   FROM range($start, $stop) AS t(i)
 )
 """
@@ -92,7 +93,7 @@ _RATINGS = """
 SELECT
   'fb-' || i AS feedback_id,
   'turn-' || (i * 10) AS telemetry_id,
-  $end - to_microseconds(($span_us * ($rows - i) // $rows)::BIGINT)
+  $end - to_microseconds(($span_us::DOUBLE * ($rows - i) / $rows)::BIGINT)
     + INTERVAL 30 SECOND AS event_time,
   NULL::TIMESTAMPTZ AS ingestion_time,
   'session-' || (i * 10 // 4) AS session_id,
