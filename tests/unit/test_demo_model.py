@@ -207,3 +207,14 @@ def test_body_that_is_not_json_is_refused(client):
     response = client.post("/v1/chat/completions", content=b"{nope")
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "the request body is not JSON"
+
+
+def test_oversized_body_is_refused_without_reading_it_all(client):
+    body = (
+        b'{"model": "chatlake-demo", "messages": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    )
+    response = client.post("/v1/chat/completions", content=body)
+    assert response.status_code == 413
+    assert (
+        response.json()["error"]["message"] == "the request body is over 4194304 bytes"
+    )

@@ -27,6 +27,7 @@ from chatlake.app.retrieval import Bm25Index, default_documents, load_index
 DEMO_MODEL_ID = "chatlake-demo"
 DEMO_MODEL_LABEL = "offline demo model"
 MAX_STOP_SEQUENCES = 4
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
@@ -190,8 +191,14 @@ def create_demo_app(settings: DemoModelSettings | None = None) -> FastAPI:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                message = f"the request body is over {MAX_BODY_BYTES} bytes"
+                return _error(413, message, "invalid_request_error")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return _error(400, "the request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict):
