@@ -217,7 +217,9 @@ def test_unknown_parents_are_404(api, schema):
     assert_error(api.get("/api/2.1/unity-catalog/volumes"), 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b"\xff\xfe", b"", b"null"])
+@pytest.mark.parametrize(
+    "raw", [b"{", b"[1, 2]", b"\xff\xfe", b"", b"null", b"[" * 100_000]
+)
 def test_malformed_json_is_400_and_changes_nothing(api, raw):
     response = api.post(
         f"{UC}/catalogs", content=raw, headers={"Content-Type": "application/json"}
@@ -264,6 +266,15 @@ def test_c25_bad_table_names_are_refused_before_anything_is_created(
         ({"columns": [{"name": "x", "type_text": "strang"}]}, "unknown type 'strang'"),
         ({"columns": [{"name": "x"}]}, "lacks 'type_text'"),
         ({"columns": ["x"]}, "column 0 must be an object"),
+        ({"columns": [{"name": 1.5, "type_text": "int"}]}, "'name' must be a str"),
+        (
+            {"columns": [{"name": "a", "type_text": {"x": 1}}]},
+            "'type_text' must be a str",
+        ),
+        (
+            {"columns": [{"name": "a", "type_text": "int", "nullable": "no"}]},
+            "'nullable' must be a bool",
+        ),
         (
             {"columns": [{"name": "bad name", "type_text": "int"}]},
             "invalid column name",

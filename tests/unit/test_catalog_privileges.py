@@ -115,3 +115,16 @@ def test_secret_hash_is_salted_and_verifies_only_the_secret():
     assert not credentials.verify_secret(secret + "x", first)
     assert not credentials.verify_secret(secret, "garbage")
     assert not credentials.verify_secret(secret, "md5$1$2$3$4$5")
+
+
+def test_verified_secrets_cache_never_accepts_a_wrong_secret():
+    secret = credentials.new_secret()
+    stored = credentials.hash_secret(secret)
+    cache = credentials.VerifiedSecrets()
+
+    assert not cache.check(stored, "wrong")
+    assert cache.check(stored, secret)
+    assert cache.check(stored, secret)
+    assert not cache.check(stored, secret + "x")
+    # A new hash (a rotated secret) is checked afresh.
+    assert not cache.check(credentials.hash_secret("other"), secret)

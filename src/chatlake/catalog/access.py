@@ -73,6 +73,7 @@ class Access:
         self.issuer = issuer
         self.verifier = verifier
         self._lock = threading.Lock()
+        self._verified = credentials.VerifiedSecrets()
 
     # -- principals --------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class Access:
     def check_client(self, client_id: str, secret: str) -> dict[str, Any]:
         """The principal row for these credentials, else Unauthenticated."""
         row = self.store.one(principals, client_id=client_id)
-        if row is None or not credentials.verify_secret(secret, row["secret_hash"]):
+        if row is None or not self._verified.check(row["secret_hash"], secret):
             raise Unauthenticated("unknown client id or wrong client secret")
         return row
 

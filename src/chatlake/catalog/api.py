@@ -81,6 +81,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidArgument(f"malformed JSON body: {error}") from None
+    except RecursionError:
+        raise InvalidArgument("malformed JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidArgument("the JSON body must be an object")
     return body
@@ -119,10 +121,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             CatalogError(message, status=error.status_code, error_code=code)
         )
 
-    @app.exception_handler(Exception)
-    async def bug(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("unexpected error in %s %s", request.method, request.url.path)
-        return _error_response(CatalogError("internal error; see the catalog's log"))
+    @app.middleware("http")
+    async def bug(request: Request, call_next):
+        # A bug is logged once here and answered with a 500; the server goes on.
+        try:
+            return await call_next(request)
+        except Exception:
+            logger.exception(
+                "unexpected error in %s %s", request.method, request.url.path
+            )
+            return _error_response(
+                CatalogError("internal error; see the catalog's log")
+            )
 
 
 # -- routes --------------------------------------------------------------------------

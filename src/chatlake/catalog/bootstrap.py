@@ -92,4 +92,3 @@ def read_env_file(path: Path) -> dict[str, str]:
         if equals and key.strip() and not key.startswith("#"):
             values[key.strip()] = value
     return values
-

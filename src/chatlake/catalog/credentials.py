@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import uuid
 
 # The secrets are 256 random bits, so the hash only has to make a stolen database
@@ -53,3 +54,33 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class VerifiedSecrets:
+    """Remembers secrets that passed scrypt, as keyed digests, so repeats are cheap.
+
+    The SDK asks for a token for every stream it opens. The memory holds only an
+    HMAC under a key that never leaves this process, and an entry counts only
+    while the stored hash it was checked against is unchanged.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._known: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def check(self, stored_hash: str, secret: str) -> bool:
+        digest = hmac.digest(self._key, secret.encode(), "sha256")
+        with self._lock:
+            known = self._known.get(stored_hash)
+        if known is not None:
+            return hmac.compare_digest(known, digest)
+        if not verify_secret(secret, stored_hash):
+            return False
+        with self._lock:
+            if len(self._known) >= self.MAX_ENTRIES:
+                self._known.clear()
+            self._known[stored_hash] = digest
+        return True

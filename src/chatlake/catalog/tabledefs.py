@@ -22,6 +22,8 @@ KNOWN_PROPERTIES = (INGESTION_TIME_PROPERTY, DEDUPE_KEY_PROPERTY)
 # The hosted service's limit, kept so tables move between the two unchanged.
 MAX_COLUMNS = 2000
 _COMPOUND = ("ARRAY", "MAP", "STRUCT")
+# ColumnInfo fields that chatlake reads, and their JSON types.
+_COLUMN_FIELDS = {"name": str, "type_text": str, "nullable": bool, "comment": str}
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def parse_column_infos(value: Any) -> list[Column]:
 def _column(index: int, info: Any) -> Column:
     if not isinstance(info, dict):
         raise InvalidArgument(f"column {index} must be an object, got {info!r}")
+    for key, kind in _COLUMN_FIELDS.items():
+        if key in info and info[key] is not None and not isinstance(info[key], kind):
+            raise InvalidArgument(
+                f"column {index}: {key!r} must be a {kind.__name__}, got {info[key]!r}"
+            )
     try:
         return column_from_uc(info)
     except TypeSpecError as error:
