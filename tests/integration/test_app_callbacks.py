@@ -145,3 +145,22 @@ def test_rating_a_turn_that_does_not_exist_is_a_message(client):
     response = post(client, body)
     (note,) = [v for v in response.values() if "children" in v]
     assert note["children"] == "turn 'no-such-turn' not found"
+
+
+def test_huge_requests_are_refused(client, app_parts):
+    body = controller_request(
+        0, _prop("send", "n_clicks", 1), {"question": "x" * 3_000_000}
+    )
+    client.set_cookie(IDENTITY_COOKIE, OWNER)
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 413
+    assert app_parts.service.store.conversations(OWNER) == []
+
+
+def test_long_question_is_refused_with_its_length(client, app_parts):
+    trigger = _prop("send", "n_clicks", 1)
+    response = post(client, controller_request(0, trigger, {"question": "y" * 9000}))
+    assert response["chat-error"]["children"] == (
+        "the question has 9000 characters; the limit is 8000"
+    )
+    assert app_parts.service.store.conversations(OWNER) == []

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 IDENTITY_COOKIE = "chatlake_uid"
 IDENTITY_MAX_AGE_S = 400 * 24 * 3600
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 _IDENTITY = re.compile(r"^[0-9a-f]{32}$")
 
 # route -> (page title, module written by the analytics engineer)
@@ -68,6 +69,8 @@ def create_app(parts: AppParts | None = None) -> dash.Dash:
         suppress_callback_exceptions=True,
     )
     _install_identity(app.server)
+    # Callback requests carry a question and a few ids; refuse anything huge.
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     pages = _analytics_pages(app)
     app.layout = html.Div(
         [
