@@ -142,3 +142,38 @@ def test_tables_optimize_refuses_bad_names_in_one_line(catalog_server, name, mes
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+async def test_optimize_while_storage_commits_loses_and_duplicates_nothing(tmp_path):
+    settings = StorageSettings(commit_interval_s=0.01, maintenance_interval_s=0)
+    target = TableTarget("main.s.busy", (tmp_path / "busy").as_uri(), SCHEMA)
+    storage = Storage(tmp_path / "data", settings)
+    await storage.start()
+    stop = asyncio.Event()
+
+    async def keep_appending() -> int:
+        count = 0
+        while not stop.is_set():
+            batch = pa.record_batch(
+                [pa.array([count]), pa.array([f"t{count}"])], schema=SCHEMA
+            )
+            await storage.append(target, batch)
+            count += 1
+            if count % 20 == 0:
+                await storage.flush()
+        return count
+
+    writer = asyncio.create_task(keep_appending())
+    for _ in range(3):
+        while not DeltaTable.is_deltatable(target.location):
+            await asyncio.sleep(0.01)
+        # A retention of hours, as in production: vacuum with none can delete
+        # the file of a commit still in flight.
+        await asyncio.to_thread(
+            optimize_table, target.full_name, target.location, vacuum_retention_hours=1
+        )
+    stop.set()
+    appended = await writer
+    await storage.stop()
+
+    assert ids(target.location) == list(range(appended))

@@ -26,8 +26,10 @@ from chatlake.names import parse_table_name
 def optimize(client, name, retention_hours, no_vacuum, as_json) -> None:
     """Compact a table's small files, write a checkpoint, then vacuum.
 
-    Safe while ingest is writing. A short --retention-hours frees disk sooner
-    but breaks readers still looking at an older version of the table.
+    Safe while ingest is writing, with a retention of hours. A shorter
+    --retention-hours frees disk sooner but breaks readers still on an older
+    version; 0 can even delete the file of a commit still in flight, so use
+    it only with ingest stopped.
     """
     from chatlake.ingest.maintenance import optimize_table
 
