@@ -69,7 +69,9 @@ class MetricsServer:
 
 def fill_tables(admin) -> None:
     ensure_chat_tables(admin, "main", "chatbot")
-    day0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    # On the hour, so the turns fall into the same hourly buckets as on DAY0.
+    day0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    day0 -= timedelta(days=4)
     for spec, rows in ((CHAT_EVENTS, chat_rows(day0)), (FEEDBACK, feedback_rows(day0))):
         location = admin.get_table(f"main.chatbot.{spec.name}")["storage_location"]
         write_table(location, spec, rows)
