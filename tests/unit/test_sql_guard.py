@@ -108,3 +108,22 @@ def test_table_references_skip_ctes_and_lower_case_names() -> None:
     names = sorted(guard.full_name(t) for t in guard.table_references(statement))
 
     assert names == ["main.chatbot.chat_events", "main.chatbot.feedback"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "SELECT * FROM a.b.c.d",
+            "invalid table name 'a.b.c.d': expected catalog.schema.table (three parts)",
+        ),
+        ("SELECT * FROM main.chatbot.`chat events`", "invalid table 'chat events'"),
+        ("SELECT * FROM main.`chat-bot`.t", "invalid schema 'chat-bot'"),
+        ("SELECT * FROM main.chatbot.`tëst`", "invalid table 'tëst'"),
+    ],
+)
+def test_table_names_outside_the_safe_alphabet_are_refused(sql, message) -> None:
+    with pytest.raises(SqlSyntaxError) as caught:
+        check(sql)
+
+    assert message in str(caught.value)

@@ -15,6 +15,8 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
 from chatlake.analytics.errors import ReadOnlyError, SqlSyntaxError
+from chatlake.errors import TableNameError
+from chatlake.names import parse_table_name
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +185,16 @@ def _check_node(node: exp.Expression) -> None:
 
 
 def _check_table(table: exp.Table, ctes: set[str]) -> None:
+    if isinstance(table.this, exp.Dot):  # four or more parts
+        raise SqlSyntaxError(
+            f"invalid table name {table.sql(DIALECT)!r}: expected "
+            f"catalog.schema.table (three parts)"
+        )
     if not isinstance(table.this, exp.Identifier):
         _check_table_function(table)
         return
     if table.catalog and table.db:
+        _check_name_parts(table)
         return
     if not table.db and table.name.lower() in ctes:
         return
@@ -194,6 +202,13 @@ def _check_table(table: exp.Table, ctes: set[str]) -> None:
         f"table {table.sql(DIALECT)!r} must be a three-part name "
         f"catalog.schema.table registered in the catalog"
     )
+
+
+def _check_name_parts(table: exp.Table) -> None:
+    try:
+        parse_table_name(f"{table.catalog}.{table.db}.{table.name}")
+    except TableNameError as error:
+        raise SqlSyntaxError(str(error)) from None
 
 
 def _check_table_function(table: exp.Table) -> None:
