@@ -93,6 +93,16 @@ class Up:
         self.log_file.close()
 
 
+def child_pids(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def command_line(pid: int) -> str:
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return " " + raw.replace(b"\0", b" ").decode() + " "
+
+
 def catalog_answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -131,7 +141,7 @@ def sdk_token(url: str, env: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{url}/oidc/v1/token", data=form, auth=auth)
 
 
-def test_up_bootstraps_and_stops_cleanly_then_restarts(tmp_path):
+def test_up_bootstraps_stops_cleanly_restarts_and_recovers_lost_app_env(tmp_path):
     data_dir = tmp_path / "data"
     first = Up(data_dir, tmp_path / "first.log")
     try:
@@ -166,28 +176,25 @@ def test_up_bootstraps_and_stops_cleanly_then_restarts(tmp_path):
     finally:
         second.kill()
 
-
-def test_up_replaces_app_credentials_lost_with_app_env(tmp_path):
-    data_dir = tmp_path / "data"
-    first = Up(data_dir, tmp_path / "first.log")
-    try:
-        first.wait_up()
-        old = read_env_file(data_dir / "app.env")
-        assert first.stop() == 0
-    finally:
-        first.kill()
+    # Losing app.env means losing the secret: the app principal is made anew.
     (data_dir / "app.env").unlink()
-
-    second = Up(data_dir, tmp_path / "second.log")
+    third = Up(data_dir, tmp_path / "third.log")
     try:
-        second.wait_up()
+        third.wait_up()
         new = read_env_file(data_dir / "app.env")
-        assert new["DATABRICKS_CLIENT_ID"] != old["DATABRICKS_CLIENT_ID"]
-        assert sdk_token(second.catalog_url, new).status_code == 200
-        assert sdk_token(second.catalog_url, old).status_code == 401
-        assert second.stop() == 0
+        assert new["DATABRICKS_CLIENT_ID"] != env["DATABRICKS_CLIENT_ID"]
+        assert sdk_token(third.catalog_url, new).status_code == 200
+        assert sdk_token(third.catalog_url, env).status_code == 401
+
+        # When one part dies, up stops the others and exits non-zero.
+        children = child_pids(third.process.pid)
+        catalog_pid = next(p for p in children if " catalog " in command_line(p))
+        os.kill(catalog_pid, signal.SIGKILL)
+        assert third.process.wait(STOP_TIMEOUT_S) == 1
+        assert "catalog exited with code -9; stopping the rest" in third.output()
+        assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
     finally:
-        second.kill()
+        third.kill()
 
 
 def test_up_fails_clearly_when_the_catalog_port_is_taken(tmp_path):
