@@ -226,3 +226,55 @@ def test_steady_traffic_through_stream_rotations_lands_once(
     assert chat_ids(catalog_server) == [f"r{i:06d}" for i in range(sent)]
     assert sent > 5000
     assert rotations >= 4
+
+
+def test_any_table_takes_json_records(catalog_server, chat_tables, tmp_path):
+    notes = "main.chatbot.notes"
+    create_table(catalog_server, notes, "note_id STRING NOT NULL, body STRING, n INT")
+    credentials = writer(catalog_server, "notes_writer", notes)
+    with ingest_server(catalog_server) as running:
+        config = client_config(
+            catalog_server, credentials, running.endpoint, tmp_path / "spool"
+        )
+        client = TelemetryClient(config, handle_sigterm=False)
+        for i in range(3):
+            client.track(notes, {"note_id": f"n{i}", "body": "日本 🙂", "n": i})
+        assert client.flush(30) is True
+        client.close()
+        settle(running)
+    rows = read_rows(catalog_server, notes, "note_id")
+    assert [(r["note_id"], r["body"], r["n"]) for r in rows] == [
+        ("n0", "日本 🙂", 0),
+        ("n1", "日本 🙂", 1),
+        ("n2", "日本 🙂", 2),
+    ]
+
+
+def test_refused_stream_is_counted_once_and_events_wait_for_the_grant(
+    catalog_server, chat_tables, tmp_path, caplog
+):
+    admin = catalog_server.admin_client
+    reader = admin.create_principal("reader_only")
+    admin.grant("USE CATALOG", "catalog", "main", "reader_only")
+    admin.grant("USE SCHEMA", "schema", "main.chatbot", "reader_only")
+    admin.grant("SELECT", "table", CHAT, "reader_only")
+    credentials = (reader["client_id"], reader["client_secret"])
+    caplog.set_level("ERROR", logger="chatlake.telemetry")
+    with ingest_server(catalog_server) as running:
+        config = client_config(
+            catalog_server, credentials, running.endpoint, tmp_path / "spool"
+        )
+        client = TelemetryClient(config, handle_sigterm=False)
+        client.track(new_chat_turn(telemetry_id="waits"))
+        wait_until(lambda: client.metrics()["terminal_errors"] >= 2)
+        assert client.status().state == "spooling"
+        assert client.metrics()["spool_depth"] == 1
+        refusals = [r.getMessage() for r in caplog.records]
+        assert len(refusals) == 1
+        assert "MODIFY" in refusals[0]
+
+        admin.grant("MODIFY", "table", CHAT, "reader_only")
+        assert client.flush(60) is True
+        client.close()
+        settle(running)
+    assert chat_ids(catalog_server) == ["waits"]

@@ -310,3 +310,21 @@ def test_a_stream_that_stops_acking_is_reported_as_spooling(
     wait_until(lambda: client.status().state == "spooling")
     assert client.status().pending == 1
     assert client.metrics()["oldest_event_age_s"] > 0.1
+
+
+def test_a_bug_in_the_sdk_layer_does_not_kill_the_sender(client, factory, caplog):
+    caplog.set_level(logging.ERROR, logger="chatlake.telemetry")
+    original_open = factory.open
+
+    def open_once_broken(*args):
+        stream = original_open(*args)
+        if len(factory.opened) == 1:
+            stream.send = lambda payloads: 1 / 0
+        return stream
+
+    factory.open = open_once_broken
+    client.track(new_chat_turn(telemetry_id="survives"))
+    assert client.flush(10)
+    assert ids(factory.payloads()) == ["survives"]
+    assert "hit a bug" in caplog.records[0].getMessage()
+    assert client.metrics()["terminal_errors"] == 1

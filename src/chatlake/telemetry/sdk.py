@@ -42,7 +42,7 @@ class SdkStreamFactory:
             )
         except zerobus.ZerobusException as error:
             raise _translate(error) from error
-        return SdkStream(stream)
+        return SdkStream(stream, text=fmt.format == "json")
 
     def abandon(self) -> object:
         """Forgets the SDK (after fork its runtime is unusable); returns it."""
@@ -62,12 +62,16 @@ class SdkStreamFactory:
 
 
 class SdkStream:
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, text: bool) -> None:
         self._stream = stream
+        # A JSON stream takes str records; bytes would be JSON-encoded again.
+        self._text = text
 
     def send(self, payloads: list[bytes]) -> int:
         import zerobus
 
+        if self._text:
+            payloads = [payload.decode("utf-8") for payload in payloads]
         try:
             return self._stream.ingest_records_offset(payloads)
         except zerobus.ZerobusException as error:

@@ -147,11 +147,17 @@ class TableSender:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._step()
-        except Exception:
-            log.exception("telemetry sender for %s stopped by a bug", self.key)
+                self._guarded_step()
         finally:
             self._close_stream()
+
+    def _guarded_step(self) -> None:
+        """A bug in one step is logged and retried like a failure, never fatal."""
+        try:
+            self._step()
+        except Exception as error:
+            log.exception("telemetry sender for %s hit a bug", self.key)
+            self._fail(SendError(f"unexpected {type(error).__name__}", terminal=True))
 
     def _step(self) -> None:
         if self._stream is None and not self._open():
