@@ -153,6 +153,10 @@ class Committer:
             self._room.clear()
         self._wake.set()
 
+    @property
+    def has_room(self) -> bool:
+        return self._room.is_set()
+
     async def wait_for_room(self) -> None:
         """Block while more than ``max_pending_bytes`` wait for a commit."""
         await self._room.wait()

@@ -224,7 +224,7 @@ class Storage:
             raise StorageClosedError(
                 f"table {target.full_name}: storage is not running"
             )
-        pipeline = await self._pipeline(target)
+        pipeline = self._tables.get(target.full_name) or await self._pipeline(target)
         await pipeline.append(target, batch)
 
     async def flush(self) -> bool:
@@ -332,7 +332,7 @@ class _TablePipeline:
             raise StorageClosedError(
                 f"table {target.full_name}: storage is not running"
             )
-        pipeline = await self._pipeline(target)
+        pipeline = self._tables.get(target.full_name) or await self._pipeline(target)
         await pipeline.append(target, batch)
 
     async def flush(self) -> bool:
@@ -444,14 +444,15 @@ class _TablePipeline:
     async def append(self, target: TableTarget, batch: pa.RecordBatch) -> None:
         if target is not self.target and target != self.target:
             await self._retarget(target)
-        await self.committer.wait_for_room()
+        if not self.committer.has_room:
+            await self.committer.wait_for_room()
         if self.wal is not None:
             await self.wal.append(batch)
             return
         done = asyncio.get_running_loop().create_future()
         self.committer.add(PendingBatch(self._next_seq, batch, batch.nbytes, done=done))
         self._next_seq += 1
-        await asyncio.shield(done)
+        await done
 
     async def _retarget(self, target: TableTarget) -> None:
         # The table was recreated or altered: land what is pending at the old

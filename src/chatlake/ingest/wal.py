@@ -254,8 +254,9 @@ class WriteAheadLog:
         self._queue.append((seq, batch, frame, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_groups())
-        # Shielded: a cancelled appender must not cancel the fsync of others.
-        return await asyncio.shield(future)
+        # The future is this append's alone: cancelling it cancels nothing else,
+        # and the flusher skips futures that are already done.
+        return await future
 
     def _schema_message(self, schema: pa.Schema) -> bytes:
         cached_schema, message = self._schema_cache
