@@ -328,3 +328,20 @@ def test_a_bug_in_the_sdk_layer_does_not_kill_the_sender(client, factory, caplog
     assert ids(factory.payloads()) == ["survives"]
     assert "hit a bug" in caplog.records[0].getMessage()
     assert client.metrics()["terminal_errors"] == 1
+
+
+def test_an_unusable_spool_directory_is_reported_and_track_still_returns(
+    tmp_path, factory, caplog
+):
+    caplog.set_level(logging.ERROR, logger="chatlake.telemetry")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    config = make_config(tmp_path, spool_dir=blocker / "spool", queue_size=5)
+    client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)
+    for _ in range(8):
+        client.track(new_chat_turn())
+    wait_until(lambda: caplog.records)
+    assert "cannot be opened" in caplog.records[0].getMessage()
+    assert client.metrics()["dropped_queue"] == 3
+    assert client.flush(0.2) is False
+    client.close(timeout_s=0.5)

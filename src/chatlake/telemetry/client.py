@@ -16,6 +16,7 @@ import atexit
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 import weakref
@@ -205,6 +206,7 @@ class TelemetryClient:
         )
         self._encoder = Encoder(redactor, self.config.message_max_bytes)
         self._invalid_reported: set[str] = set()
+        self._write_failure_reported = -60.0
         self._spooler = threading.Thread(
             target=self._run_spooler, name="chatlake-telemetry-spooler", daemon=True
         )
@@ -224,14 +226,20 @@ class TelemetryClient:
     def _run_spooler(self) -> None:
         try:
             self._open_spool()
-            while True:
-                self._wake.wait(self.config.flush_interval_s)
-                self._wake.clear()
-                moved = self._spool_queued()
-                if self._stopping and not moved:
-                    return
-        except Exception:
-            log.exception("telemetry spooler stopped by a bug; events stay queued")
+        except (OSError, sqlite3.Error) as error:
+            log.error(
+                "telemetry spool in %s cannot be opened (%s); events stay in memory "
+                "and the oldest are dropped when the queue is full",
+                self.config.spool_dir,
+                error,
+            )
+            return
+        while True:
+            self._wake.wait(self.config.flush_interval_s)
+            self._wake.clear()
+            moved = self._spool_queued()
+            if self._stopping and not moved:
+                return
 
     def _open_spool(self) -> None:
         adopted = self._spool.open()
@@ -249,6 +257,12 @@ class TelemetryClient:
         try:
             if items:
                 self._write(items)
+        except (OSError, sqlite3.Error) as error:
+            self._counters.add("dropped_spool", len(items))
+            self._report_write_failure(error)
+        except Exception:
+            self._counters.add("dropped_spool", len(items))
+            log.exception("telemetry spooler hit a bug; %d events lost", len(items))
         finally:
             with self._lock:
                 self._unspooled = 0
@@ -352,6 +366,14 @@ class TelemetryClient:
         log.warning(
             "telemetry discarded a %s event that cannot be sent: %s", kind, error
         )
+
+    def _report_write_failure(self, error: Exception) -> None:
+        """A full or broken disk: one warning a minute, every loss counted."""
+        now = time.monotonic()
+        if now - self._write_failure_reported < 60:
+            return
+        self._write_failure_reported = now
+        log.warning("telemetry spool write failed, events dropped: %s", error)
 
     def _report_problems(self) -> None:
         for problem in self.config.problems:
