@@ -74,6 +74,9 @@ def caller(request: Request) -> Caller:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise InvalidArgument(f"the body is larger than {MAX_BODY_BYTES} bytes")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidArgument(f"the body is larger than {MAX_BODY_BYTES} bytes")
