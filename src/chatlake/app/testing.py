@@ -60,7 +60,9 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc) -> None:
+        # force_exit: a deliberately hung request must not hold up the test.
         self._server.should_exit = True
+        self._server.force_exit = True
         self._thread.join(10)
 
 
