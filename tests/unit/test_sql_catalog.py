@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 
 import pytest
 from click.testing import CliRunner
@@ -217,4 +218,26 @@ def test_c18_guide_query_runs_verbatim_through_the_command(catalog) -> None:
         "2026-12-02,950.0,1000,2\n"
         "2026-12-01,700.0,800,3\n"
         "2026-11-30,300.0,500,5\n"
+    )
+
+
+def test_unreachable_catalog_is_one_clear_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    options = [
+        "--catalog-url",
+        f"http://127.0.0.1:{closed}",
+        "--client-id",
+        "x",
+        "--client-secret",
+        "y",
+    ]
+
+    result = CliRunner().invoke(main, ["sql", f"SELECT 1 FROM {EVENTS}", *options])
+
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: cannot check access to table {EVENTS}: cannot reach the catalog at "
+        f"http://127.0.0.1:{closed}"
     )

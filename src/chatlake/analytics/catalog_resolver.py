@@ -60,6 +60,10 @@ class CatalogResolver:
         try:
             self.client.token(select_details(full_name))
         except CatalogError as error:
+            if getattr(error, "status", None) in (0, None) or error.status >= 500:
+                raise TableAccessError(
+                    f"cannot check access to table {full_name}: {error}"
+                ) from None
             raise TableAccessError(
                 f"no SELECT access to table {full_name}: {error}"
             ) from None
