@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -61,6 +62,10 @@ def sql_ids(tgt: TableTarget) -> list[str]:
     ids = [row[0] for row in result.fetchall()]
     connection.close()
     return ids
+
+
+def local_path(location: str) -> Path:
+    return Path(location.removeprefix("file://"))
 
 
 def abandon(storage: Storage) -> None:
@@ -514,3 +519,18 @@ async def test_a_table_whose_storage_fails_does_not_hold_up_another(tmp_path):
     assert [r.batch.column("telemetry_id").to_pylist() for r in records] == [
         ["kept-in-wal"]
     ]
+
+
+async def test_an_unreadable_delta_table_at_replay_is_a_storage_error(tmp_path):
+    settings = StorageSettings(**QUIET)
+    tgt = target(tmp_path)
+    first = Storage(tmp_path / "data", settings)
+    await first.start()
+    await first.append(tgt, rows("a"))
+    await first.stop()
+    log_file = local_path(tgt.location) / "_delta_log" / f"{0:020d}.json"
+    log_file.write_text("this is not a delta log\n")
+
+    second = Storage(tmp_path / "data", settings)
+    with pytest.raises(StorageError, match=r"main\.chatbot\.t: cannot read the Delta"):
+        await second.start()
