@@ -174,7 +174,7 @@ def test_track_never_raises_and_counts_what_cannot_be_sent(client, factory, capl
     assert factory.opened == [TABLE]
 
 
-def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path, factory):
+def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path, factory, caplog):
     config = make_config(tmp_path, queue_size=100, flush_interval_s=60.0)
     client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)
     # A batch-size trigger would wake the spooler early; keep it above the queue.
@@ -182,8 +182,12 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path, factory):
     for i in range(250):
         client.track(new_chat_turn(telemetry_id=f"t{i}"))
     assert client.metrics()["dropped_queue"] == 150
+    caplog.set_level(logging.WARNING, logger="chatlake.telemetry")
     assert client.flush(10)
     assert ids(factory.payloads()) == [f"t{i}" for i in range(150, 250)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "telemetry queue full (100 events): dropped the 150 oldest"
+    ]
     client.close()
 
 

@@ -207,6 +207,7 @@ class TelemetryClient:
         self._encoder = Encoder(redactor, self.config.message_max_bytes)
         self._invalid_reported: set[str] = set()
         self._write_failure_reported = -60.0
+        self._queue_drops_reported = (0, -60.0)
         self._spooler = threading.Thread(
             target=self._run_spooler, name="chatlake-telemetry-spooler", daemon=True
         )
@@ -254,6 +255,8 @@ class TelemetryClient:
             items = list(self._queue)
             self._queue.clear()
             self._unspooled = len(items)
+            dropped = self._dropped_queue
+        self._report_queue_drops(dropped)
         try:
             if items:
                 self._write(items)
@@ -365,6 +368,19 @@ class TelemetryClient:
         self._invalid_reported.add(kind)
         log.warning(
             "telemetry discarded a %s event that cannot be sent: %s", kind, error
+        )
+
+    def _report_queue_drops(self, dropped_total: int) -> None:
+        """Warns about events the full queue dropped, at most once a minute."""
+        unreported = dropped_total - self._queue_drops_reported[0]
+        now = time.monotonic()
+        if unreported <= 0 or now - self._queue_drops_reported[1] < 60:
+            return
+        self._queue_drops_reported = (dropped_total, now)
+        log.warning(
+            "telemetry queue full (%d events): dropped the %d oldest",
+            self.config.queue_size,
+            unreported,
         )
 
     def _report_write_failure(self, error: Exception) -> None:
