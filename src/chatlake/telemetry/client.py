@@ -6,20 +6,16 @@ and counted. A spooler thread moves queued events to the disk spool in small
 batches (encoding, redacting and truncating them on the way); one sender
 thread per table sends spooled events with the official SDK. ``close()`` runs
 at interpreter exit and on SIGTERM, and after ``fork`` the child starts its
-own threads and spool on its first ``track()``.
+own threads and spool on its first ``track()`` (see ``lifecycle``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import os
-import signal
 import sqlite3
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ from dataclasses import dataclass
 from google.protobuf.message import EncodeError, Message
 
 from chatlake.names import parse_table_name
+from chatlake.telemetry import lifecycle
 from chatlake.telemetry.config import TelemetryConfig
 from chatlake.telemetry.events import (
     CHAT_KEY,
@@ -400,11 +397,7 @@ class TelemetryClient:
     # ----- process life cycle ----------------------------------------------------
 
     def _install_exit_hooks(self, handle_sigterm: bool) -> None:
-        ref = weakref.ref(self)
-        atexit.register(_close_ref, ref)
-        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
-        if handle_sigterm and threading.current_thread() is threading.main_thread():
-            _chain_sigterm(ref)
+        lifecycle.install(self, handle_sigterm)
 
     def _after_fork_in_child(self) -> None:
         """The parent's threads do not exist here; its spool stays the parent's."""
@@ -430,51 +423,3 @@ def _key_and_body(event: object, record: object) -> tuple[str, object]:
     if isinstance(record, Message | Mapping):
         return event, record
     raise TypeError("a record is a protobuf message or a mapping")
-
-
-def _close_ref(ref: weakref.ref[TelemetryClient]) -> None:
-    client = ref()
-    if client is not None:
-        client.close()
-
-
-def _after_fork(ref: weakref.ref[TelemetryClient]) -> None:
-    client = ref()
-    if client is not None:
-        client._after_fork_in_child()
-
-
-def _chain_sigterm(ref: weakref.ref[TelemetryClient]) -> None:
-    """Closes the client on SIGTERM, then does what was there before.
-
-    The handler runs on the main thread, which may have been interrupted inside
-    track() holding the queue lock, so closing happens on a helper thread. When
-    it is done the helper sends SIGTERM again, and this time the handler passes
-    it on to the previous handler (or the default: the process ends).
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-    state = {"closing": False, "closed": False}
-
-    def close_then_resignal() -> None:
-        _close_ref(ref)
-        state["closed"] = True
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    def on_sigterm(signum, frame) -> None:
-        if state["closed"]:
-            _pass_on(previous, signum, frame)
-        elif not state["closing"]:
-            state["closing"] = True
-            threading.Thread(
-                target=close_then_resignal, name="chatlake-telemetry-close"
-            ).start()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def _pass_on(previous, signum, frame) -> None:
-    if callable(previous):
-        previous(signum, frame)
-    elif previous == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
