@@ -227,8 +227,14 @@ def test_sigterm_closes_first_then_calls_the_apps_own_handler(
     with ingest_server(catalog_server) as running:
         app = start_app(
             app_settings(
-                catalog_server, chat_table, running.endpoint, tmp_path / "spool",
-                mode="sigterm", prefix="chain", count=30, previous_handler=True,
+                catalog_server,
+                chat_table,
+                running.endpoint,
+                tmp_path / "spool",
+                mode="sigterm",
+                prefix="chain",
+                count=30,
+                previous_handler=True,
             )
         )
         assert read_line(app) == {"tracked": True}
