@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -94,12 +95,22 @@ def test_app_refuses_a_malformed_databricks_app_port(monkeypatch):
     assert "DATABRICKS_APP_PORT='eighty' is not a port number" in result.output
 
 
-def test_app_refuses_a_malformed_env_file(tmp_path):
+def test_app_refuses_a_malformed_env_file_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHATLAKE_TEST_GOOD", raising=False)
     env_file = tmp_path / "app.env"
-    env_file.write_text("# comment\nGOOD=1\nnot a pair\n")
+    env_file.write_text("# comment\nCHATLAKE_TEST_GOOD=1\nnot a pair\n")
     result = CliRunner().invoke(main, ["app", "--env-file", str(env_file)])
     assert result.exit_code == 1
     assert f"{env_file}:3: expected KEY=VALUE" in result.output
+    assert "CHATLAKE_TEST_GOOD" not in os.environ
+
+
+def test_app_names_an_unreadable_env_file(tmp_path):
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes(b"KEY=\xff\xfe\n")
+    result = CliRunner().invoke(main, ["app", "--env-file", str(env_file)])
+    assert result.exit_code == 1
+    assert f"cannot read env file {env_file}: 'utf-8' codec" in result.output
 
 
 def test_model_refuses_a_public_bind():

@@ -209,11 +209,16 @@ def _use_data_dir(data_dir: str | None) -> None:
 
 
 def load_env_file(path: Path) -> None:
-    """Sets KEY=VALUE lines (comments and blanks skipped) unless already in the env."""
+    """Sets KEY=VALUE lines (comments and blanks skipped) unless already in the env.
+
+    The whole file is checked first: a malformed line changes nothing.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(f"cannot read env file {path}: {error.strerror}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"cannot read env file {path}: {reason}") from None
+    pairs = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -221,4 +226,6 @@ def load_env_file(path: Path) -> None:
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
-        os.environ.setdefault(key.strip(), value.strip())
+        pairs.append((key.strip(), value.strip()))
+    for key, value in pairs:
+        os.environ.setdefault(key, value)
