@@ -35,7 +35,9 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running
+# in the main thread while it lives, which would break every asyncio test after it.
+@pytest.fixture(scope="package")
 def browser(chromium_path):
     # Never download a browser, and never reach beyond loopback.
     os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
