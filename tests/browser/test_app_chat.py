@@ -19,8 +19,9 @@ from chatlake.app.testing import ChildProcess, ServerThread, free_port, scripted
 def chat_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     # The primer only: the repository's docs change, the expected answers must not.
+    # 30 ms a token: a loaded machine must still see an answer while it streams.
     settings = DemoModelSettings(
-        token_delay_ms=15, first_token_delay_ms=50, documents=(PRIMER_PATH,)
+        token_delay_ms=30, first_token_delay_ms=50, documents=(PRIMER_PATH,)
     )
     with ServerThread(scripted_model(create_demo_app(settings))) as model:
         port = free_port()

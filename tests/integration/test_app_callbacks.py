@@ -18,7 +18,7 @@ from chatlake.app.turns import ChatService
 CONTROLLER = (
     "..messages.children...conversation-id.data...active-turn.data...poll.disabled"
     "...question.value...question.disabled...send.disabled...stop.className"
-    "...chat-error.children...sidebar-version.data.."
+    "...chat-error.children...sidebar-version.data...rendered.data.."
 )
 RATE = (
     '..{"turn":["MATCH"],"type":"rate-up"}.className'
@@ -80,6 +80,7 @@ def controller_request(trigger_index, trigger, state):
             _prop("conversation-id", "data", state.get("conversation")),
             _prop("active-turn", "data", state.get("active")),
             _prop("sidebar-version", "data", 0),
+            _prop("rendered", "data", None),
         ],
     }
 

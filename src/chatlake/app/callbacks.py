@@ -36,6 +36,7 @@ _OUTPUTS = {
     "stop-class": ("stop", "className"),
     "chat-error": ("chat-error", "children"),
     "sidebar-version": ("sidebar-version", "data"),
+    "rendered": ("rendered", "data"),
 }
 
 
@@ -57,6 +58,7 @@ def register(app: dash.Dash, service: ChatService, user_id: Callable[[], str]) -
         State("conversation-id", "data"),
         State("active-turn", "data"),
         State("sidebar-version", "data"),
+        State("rendered", "data"),
         prevent_initial_call=True,
     )(controller.dispatch)
 
@@ -102,13 +104,13 @@ class _Controller:
         self.user_id = user_id
 
     def dispatch(self, *args):
-        question, conversation_id, active_turn, version = args[-4:]
+        question, conversation_id, active_turn, version, rendered = args[-5:]
         trigger = ctx.triggered_id
         if not _really_clicked():
             raise PreventUpdate
         try:
             if trigger == "poll":
-                result = self.poll(conversation_id, active_turn)
+                result = self.poll(conversation_id, active_turn, rendered)
             elif trigger == "stop":
                 result = self.stop(active_turn)
             elif trigger == "new-chat":
@@ -147,12 +149,17 @@ class _Controller:
         turns = self.service.store.turns(turn.conversation_id)
         return {**self._running(turn.id), "messages": layout.messages(turns)}
 
-    def poll(self, conversation_id, active_turn) -> dict:
+    def poll(self, conversation_id, active_turn, rendered) -> dict:
         if not active_turn or not conversation_id:
             return self._idle()
         turns = self.service.store.turns(conversation_id)
-        running = any(t.id == active_turn and t.status == st.RUNNING for t in turns)
-        result = {"messages": layout.messages(turns)}
+        (turn,) = [t for t in turns if t.id == active_turn] or [None]
+        running = turn is not None and turn.status == st.RUNNING
+        # Nothing new since the last tick: send nothing rather than every message.
+        signature = None if turn is None else _signature(turn)
+        if running and signature == rendered:
+            raise PreventUpdate
+        result = {"messages": layout.messages(turns), "rendered": signature}
         return result if running else {**result, **self._idle()}
 
     def stop(self, active_turn) -> dict:
@@ -202,6 +209,10 @@ class _Controller:
             "stop-class": STOP_HIDDEN,
             "chat-error": "",
         }
+
+
+def _signature(turn: st.Turn) -> str:
+    return f"{turn.id}:{len(turn.assistant_message)}:{turn.status}"
 
 
 def _really_clicked() -> bool:

@@ -60,6 +60,7 @@ def chat_page() -> html.Div:
             dcc.Store(id="conversation-id"),
             dcc.Store(id="active-turn"),
             dcc.Store(id="sidebar-version", data=0),
+            dcc.Store(id="rendered"),
             dcc.Interval(id="poll", interval=POLL_INTERVAL_MS, disabled=True),
             html.Aside(
                 className="sidebar",
