@@ -2,7 +2,9 @@
 
 AppError (a ChatlakeError)
 ├── ModelError        the model endpoint failed, timed out or refused the request
-└── (ConfigError)     bad model or app settings use chatlake.errors.ConfigError
+└── NotFound          a conversation or turn does not exist or is another browser's
+
+Bad model or app settings raise chatlake.errors.ConfigError.
 """
 
 from __future__ import annotations
@@ -20,3 +22,7 @@ class ModelError(AppError):
     def __init__(self, message: str, error_type: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class NotFound(AppError):
+    """A conversation or turn does not exist, or belongs to another browser."""

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatlake.app.errors import AppError
+from chatlake.app.errors import NotFound
 
 TITLE_CHARS = 60
 BUSY_TIMEOUT_MS = 5000
@@ -50,10 +50,6 @@ CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn
 """
 
 RUNNING, OK, ERROR, STOPPED = "running", "ok", "error", "stopped"
-
-
-class NotFound(AppError):
-    """A conversation or turn does not exist, or belongs to another browser."""
 
 
 @dataclass(frozen=True)
