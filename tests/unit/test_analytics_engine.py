@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import duckdb
 import pyarrow as pa
 import pytest
@@ -9,7 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from chatlake.analytics import engine as engine_module
 from chatlake.analytics import snapshots
-from chatlake.analytics.engine import SqlEngine
+from chatlake.analytics.engine import SqlEngine, prepare
 from chatlake.analytics.errors import QueryError, TableAccessError
 from chatlake.analytics.resolver import ResolvedTable, StaticResolver
 from chatlake.analytics.testing import chat_rows, table_schema, write_table
@@ -184,3 +186,40 @@ def test_a_vacuumed_file_is_read_again_from_a_new_snapshot(events) -> None:
 
     assert rows == [{"n": 10}]
     assert len(calls) == 2
+
+
+def test_utc_arithmetic_matches_the_calendar_before_1970(tmp_path) -> None:
+    # 31 December 1969, 23:30 UTC, a Wednesday (weekday 4 counting Sunday as 1).
+    row = chat_rows()[0]
+    moment = datetime(1969, 12, 31, 23, 30, tzinfo=UTC)
+    row.update(event_time=moment, ingestion_time=moment, user_message="2026-12-01")
+    write_table(tmp_path / "old", CHAT_EVENTS, [row])
+    engine = SqlEngine(StaticResolver({"a.b.c": str(tmp_path / "old")}))
+    sql = """
+        SELECT DATE(event_time) AS day, date_trunc('HOUR', event_time) AS hour_start,
+               date_trunc('DAY', event_time) AS day_start, hour(event_time) AS hour,
+               dayofweek(event_time) AS weekday, date_trunc('MONTH', event_time) AS m
+        FROM a.b.c
+    """
+
+    assert "EPOCH_US" in prepare(sql)[0].fast_sql
+    assert engine.query(sql).to_pylist() == [
+        {
+            "day": date(1969, 12, 31),
+            "hour_start": datetime(1969, 12, 31, 23, tzinfo=UTC),
+            "day_start": datetime(1969, 12, 31, tzinfo=UTC),
+            "hour": 23,
+            "weekday": 4,
+            "m": datetime(1969, 12, 1, tzinfo=UTC),
+        }
+    ]
+
+
+def test_dates_of_text_columns_fall_back_to_the_plain_translation(engine) -> None:
+    sql = "SELECT DATE(user_message) AS d FROM main.chatbot.chat_events"
+
+    rows = engine.query(sql.replace("user_message", "'2026-12-01'")).to_pylist()
+    with pytest.raises(QueryError, match="Conversion Error"):
+        engine.query(sql)
+
+    assert rows == [{"d": date(2026, 12, 1)}] * 3

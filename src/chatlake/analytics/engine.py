@@ -136,6 +136,7 @@ class Prepared:
     tables: tuple[str, ...]
     views: tuple[str, ...]
     markers: frozenset[str]
+    fast_sql: str | None = None
 
     def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The values of the ``:name`` markers; all must be given."""
@@ -158,8 +159,11 @@ def _prepare_one(statement: exp.Expression) -> Prepared:
     names = sorted({guard.full_name(t) for t in guard.table_references(statement)})
     views = [f"_cl{i}_{name.rsplit('.', 1)[-1]}" for i, name in enumerate(names)]
     markers = frozenset(m.name for m in statement.find_all(exp.Placeholder))
-    duckdb_sql = dialect.to_duckdb(statement, dict(zip(names, views, strict=True)))
-    return Prepared(duckdb_sql, tuple(names), tuple(views), markers)
+    mapping = dict(zip(names, views, strict=True))
+    duckdb_sql = dialect.to_duckdb(statement, mapping)
+    fast_sql = dialect.to_duckdb(statement, mapping, utc_arithmetic=True)
+    fast = fast_sql if fast_sql != duckdb_sql else None
+    return Prepared(duckdb_sql, tuple(names), tuple(views), markers, fast)
 
 
 def _as_resolver(source: Any) -> TableResolver:
@@ -191,6 +195,8 @@ def _execute(
         table = result.to_arrow_table() if result is not None else pa.table({})
     except duckdb.IOException as error:
         raise _FileGone(f"query failed: {_clean(error)}") from error
+    except (duckdb.BinderException, duckdb.ConversionException) as error:
+        raise _WrongTypes(f"query failed: {_clean(error)}") from error
     except duckdb.Error as error:
         raise QueryError(f"query failed: {_clean(error)}") from error
     return _databricks_types(table)
@@ -198,6 +204,10 @@ def _execute(
 
 class _FileGone(QueryError):
     """A snapshot's file could not be opened: retried once with a new snapshot."""
+
+
+class _WrongTypes(QueryError):
+    """DuckDB refused the types of an expression (binder or conversion error)."""
 
 
 def _databricks_types(table: pa.Table) -> pa.Table:
