@@ -165,7 +165,8 @@ def floor_runner(paths: dict[str, Path], sql: str, params: dict):
             f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{parquet}')"
         )
     bound = prepared.bind(params)
-    return lambda: connection.sql(prepared.duckdb_sql, params=bound).to_arrow_table()
+    sql_text = prepared.fast_sql or prepared.duckdb_sql
+    return lambda: connection.sql(sql_text, params=bound).to_arrow_table()
 
 
 CHROMIUM_ARGS = [
