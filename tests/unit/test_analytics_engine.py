@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -202,8 +204,22 @@ def test_utc_arithmetic_matches_the_calendar_before_1970(tmp_path) -> None:
         FROM a.b.c
     """
 
-    assert "EPOCH_US" in prepare(sql)[0].fast_sql
-    assert engine.query(sql).to_pylist() == [
+    ran = []
+    real_execute = engine_module._execute
+
+    def recording(cursor, text, params):
+        ran.append(text)
+        return real_execute(cursor, text, params)
+
+    engine_module._execute = recording
+    try:
+        rows = engine.query(sql).to_pylist()
+    finally:
+        engine_module._execute = real_execute
+
+    assert ran == [prepare(sql)[0].fast_sql]  # no fallback was needed
+    assert "EPOCH_US" in ran[0]
+    assert rows == [
         {
             "day": date(1969, 12, 31),
             "hour_start": datetime(1969, 12, 31, 23, tzinfo=UTC),
@@ -223,3 +239,31 @@ def test_dates_of_text_columns_fall_back_to_the_plain_translation(engine) -> Non
         engine.query(sql)
 
     assert rows == [{"d": date(2026, 12, 1)}] * 3
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_files_written_before_a_column_was_added(tmp_path, newest_first) -> None:
+    location = str(tmp_path / "evolving")
+    write_deltalake(location, pa.table({"a": [1]}))
+    write_deltalake(
+        location, pa.table({"a": [2], "c": ["x"]}), mode="append", schema_mode="merge"
+    )
+    real_load = snapshots.load
+
+    def ordered(table):
+        found = real_load(table)
+        files = sorted(found.files, key=lambda f: os.path.getmtime(f))
+        files = files[::-1] if newest_first else files
+        # What load() decides for this order: only an old first file needs it.
+        return dataclasses.replace(
+            found, files=tuple(files), union_by_name=not newest_first
+        )
+
+    snapshots.load = ordered
+    try:
+        engine = SqlEngine(StaticResolver({"a.b.c": location}))
+        rows = engine.query("SELECT a, c FROM a.b.c ORDER BY a").to_pylist()
+    finally:
+        snapshots.load = real_load
+
+    assert rows == [{"a": 1, "c": None}, {"a": 2, "c": "x"}]

@@ -76,7 +76,8 @@ def _utc_arithmetic(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.TimestampTrunc):
         return _truncated(node)
     if isinstance(node, exp.Hour) and _column(node.this):
-        return _sql(f"CAST(({_units(node.this, 3_600_000_000)}) % 24 AS BIGINT)")
+        hours = _units(node.this, 3_600_000_000)
+        return _sql(f"CAST((({hours}) % 24 + 24) % 24 AS BIGINT)")
     if isinstance(node, exp.DayOfWeek):
         inner = node.this.this if isinstance(node.this, exp.TsOrDsToDate) else node.this
         column = _column(inner)

@@ -13,6 +13,7 @@ file, the network and its settings out of reach.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -103,6 +104,15 @@ class SqlEngine:
 
     def _read(self, statement: Prepared, tables: list, bound: dict) -> pa.Table:
         loaded = [snapshots.load(table) for table in tables]
+        try:
+            return self._read_snapshots(statement, loaded, bound)
+        except _SchemaDrift:
+            by_name = [dataclasses.replace(s, union_by_name=True) for s in loaded]
+            return self._read_snapshots(statement, by_name, bound)
+
+    def _read_snapshots(
+        self, statement: Prepared, loaded: list, bound: dict
+    ) -> pa.Table:
         readable = frozenset(s.directory for s in loaded if s.directory)
         with self._cursor(readable) as cursor:
             for view, snapshot in zip(statement.views, loaded, strict=True):
@@ -112,6 +122,11 @@ class SqlEngine:
                     raise _FileGone(
                         f"cannot read a table file: {_clean(error)}"
                     ) from error
+            if statement.fast_sql is not None:
+                try:
+                    return _execute(cursor, statement.fast_sql, bound)
+                except _WrongTypes:
+                    pass  # a date or hour of a non-timestamp: translate plainly
             return _execute(cursor, statement.duckdb_sql, bound)
 
     def _cursor(self, readable: frozenset[str]) -> duckdb.DuckDBPyConnection:
@@ -195,6 +210,10 @@ def _execute(
         table = result.to_arrow_table() if result is not None else pa.table({})
     except duckdb.IOException as error:
         raise _FileGone(f"query failed: {_clean(error)}") from error
+    except duckdb.InvalidInputException as error:
+        if "schema mismatch" in str(error):
+            raise _SchemaDrift(f"query failed: {_clean(error)}") from error
+        raise QueryError(f"query failed: {_clean(error)}") from error
     except (duckdb.BinderException, duckdb.ConversionException) as error:
         raise _WrongTypes(f"query failed: {_clean(error)}") from error
     except duckdb.Error as error:
@@ -204,6 +223,10 @@ def _execute(
 
 class _FileGone(QueryError):
     """A snapshot's file could not be opened: retried once with a new snapshot."""
+
+
+class _SchemaDrift(QueryError):
+    """Files of one table have different columns: read again matching by name."""
 
 
 class _WrongTypes(QueryError):
