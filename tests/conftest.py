@@ -11,6 +11,7 @@ import pytest
 from chatlake.catalog.client import CatalogClient
 from chatlake.catalog.config import CatalogSettings
 from chatlake.catalog.server import serve_in_thread
+from chatlake.catalog.service import CatalogService
 
 
 @dataclass
@@ -20,7 +21,7 @@ class CatalogServer:
     url: str
     data_dir: Path
     admin_client: CatalogClient
-    service: object
+    service: CatalogService  # the same process: for tests that look inside
 
     @property
     def public_key_file(self) -> Path:

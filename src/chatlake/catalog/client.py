@@ -11,7 +11,6 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +18,7 @@ import httpx
 
 from chatlake import config
 from chatlake.catalog.errors import CatalogError, from_response
+from chatlake.names import parse_table_name
 from chatlake.types import Column
 
 UC = "/api/2.1/unity-catalog"
@@ -242,8 +242,6 @@ def _error(response: httpx.Response) -> CatalogError:
 
 
 def _split_table(full_name: str) -> tuple[str, str, str]:
-    from chatlake.names import parse_table_name
-
     parsed = parse_table_name(full_name)
     return parsed.catalog, parsed.schema, parsed.table
 
@@ -258,7 +256,3 @@ def _force(force: bool) -> dict[str, str]:
 
 def _page(token: str | None) -> dict[str, str]:
     return {"page_token": token} if token else {}
-
-
-def data_dir_admin_file(data_dir: Path) -> Path:
-    return data_dir / "catalog" / "admin.json"
