@@ -532,3 +532,44 @@ def test_server_survives_garbage(catalog_server):
 def test_path_fixture_is_a_real_directory(catalog_server):
     assert isinstance(catalog_server.data_dir, Path)
     assert (catalog_server.data_dir / "catalog" / "token_public.pem").is_file()
+
+
+def test_concurrent_creates_of_one_table_make_exactly_one(api, schema, catalog_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        return api.post(f"{UC}/tables", json=table_body("race")).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(create, range(8)))
+
+    assert statuses == [200] + [409] * 7
+    assert len(list((catalog_server.data_dir / "tables").rglob("_delta_log"))) == 1
+
+
+def test_expired_token_is_401_naming_the_reason(catalog_server):
+    import time
+
+    import jwt
+
+    private = (catalog_server.data_dir / "catalog" / "token_private.pem").read_bytes()
+    admin = json.loads((catalog_server.data_dir / "catalog/admin.json").read_text())
+    now = int(time.time())
+    payload = {
+        "iss": "chatlake",
+        "aud": "chatlake",
+        "sub": admin["client_id"],
+        "iat": now - 7200,
+        "exp": now - 3600,
+        "jti": "old",
+        "privileges": [],
+    }
+    token = jwt.encode(payload, private, algorithm="EdDSA")
+
+    response = httpx.get(
+        f"{catalog_server.url}{UC}/catalogs",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_error(
+        response, 401, "UNAUTHENTICATED", "invalid token: the token has expired"
+    )
