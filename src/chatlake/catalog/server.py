@@ -63,8 +63,14 @@ def serve(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
+    scheme = "https" if tls_cert else "http"
+    port = sock.getsockname()[1]
     logger.info(
-        "catalog serving %s on %s:%d", settings.data_dir, settings.host, settings.port
+        "catalog serving %s at %s://%s:%d",
+        settings.data_dir,
+        scheme,
+        settings.host,
+        port,
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])
