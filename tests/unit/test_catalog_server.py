@@ -38,3 +38,17 @@ def test_binds_beyond_loopback_need_tls(host):
     check_bind(host, tls=True)
     check_bind("127.0.0.1", tls=False)
     check_bind("::1", tls=False)
+
+
+def test_a_data_dir_that_is_not_a_catalog_is_one_clear_error(tmp_path):
+    from chatlake.catalog.config import CatalogSettings
+    from chatlake.catalog.server import open_service
+
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "catalog.sqlite").write_bytes(b"not a database " * 100)
+
+    with pytest.raises(ConfigError) as caught:
+        open_service(CatalogSettings(data_dir=tmp_path))
+    assert str(caught.value) == (
+        f"cannot open the catalog in {tmp_path}: file is not a database"
+    )

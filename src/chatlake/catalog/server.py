@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy.exc
 import uvicorn
 
 from chatlake.catalog.access import Access
@@ -29,6 +30,16 @@ STARTUP_TIMEOUT_S = 30.0
 
 def open_service(settings: CatalogSettings) -> CatalogService:
     """The catalog over its data directory, created on first use."""
+    try:
+        return _open(settings)
+    except (OSError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
+        # SQLAlchemy appends a help link on a second line: keep the cause only.
+        cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+        message = f"cannot open the catalog in {settings.data_dir}: {cause}"
+        raise ConfigError(message) from error
+
+
+def _open(settings: CatalogSettings) -> CatalogService:
     settings.catalog_dir.mkdir(parents=True, exist_ok=True)
     settings.tables_dir.mkdir(parents=True, exist_ok=True)
     ensure_keys(settings.catalog_dir)
