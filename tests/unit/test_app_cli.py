@@ -174,3 +174,32 @@ def test_every_app_command_has_help(command, summary):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert result.output.startswith(f"Usage: main {command} [OPTIONS]\n\n  {summary}")
+
+
+def test_up_starts_the_demo_model_only_when_no_endpoint_is_configured(
+    tmp_path, monkeypatch
+):
+    from chatlake.app import up_parts
+    from chatlake.up import UpContext
+
+    ports = {"catalog": 1, "ingest": 2, "metrics": 3, "model": 4, "app": 5}
+    ctx = UpContext(data_dir=tmp_path, ports=ports, app_env={"ZEROBUS_TABLE": "t"})
+    for name in ("OPENAI_BASE_URL", "SERVING_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert up_parts.model_service(ctx).argv[-4:] == [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "4",
+    ]
+    assert up_parts.model_env(ctx)["OPENAI_BASE_URL"] == "http://127.0.0.1:4/v1"
+    app = up_parts.app_service(ctx)
+    assert app.env == {
+        "ZEROBUS_TABLE": "t",
+        "CHATLAKE_INGEST_METRICS_URL": "http://127.0.0.1:3/metrics",
+    }
+    assert app.ready_url == "http://127.0.0.1:5/"
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert up_parts.model_service(ctx) is None
+    assert up_parts.model_env(ctx) == {}
