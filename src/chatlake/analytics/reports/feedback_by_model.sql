@@ -3,6 +3,8 @@
 WITH last_rating AS (
   SELECT telemetry_id, rating
   FROM ${feedback}
+  -- A turn is rated after it happened: older ratings cannot be of turns in range.
+  WHERE event_time >= :since
   QUALIFY row_number() OVER (
     PARTITION BY telemetry_id ORDER BY event_time DESC, ingestion_time DESC
   ) = 1
