@@ -3,6 +3,9 @@
 WITH last_rating AS (
   SELECT telemetry_id, rating, event_time
   FROM ${feedback}
+  -- Safe before picking the last rating: one given before :since is never a
+  -- last rating that falls in the range.
+  WHERE event_time >= :since
   QUALIFY row_number() OVER (
     PARTITION BY telemetry_id ORDER BY event_time DESC, ingestion_time DESC
   ) = 1
