@@ -38,6 +38,7 @@ from chatlake.ingest.decode import Decoder
 from chatlake.ingest.errors import StreamRefused, invalid
 from chatlake.ingest.schema_check import check_descriptor
 from chatlake.ingest.storage import Storage
+from chatlake.ingest.storage_errors import BatchRejectedError
 from chatlake.ingest.stream_events import StreamEventLog
 from chatlake.ingest.tables import TableDirectory, TableInfo
 from chatlake.names import parse_table_name
@@ -493,6 +494,12 @@ def _error_of(reader: asyncio.Task) -> StreamRefused | None:
 
 
 def _storage_refusal(table: str, error: BaseException) -> StreamRefused:
+    if isinstance(error, BatchRejectedError):
+        # The table itself refuses these rows: a resend would loop forever.
+        log.warning("table %s refused a batch: %s", table, error)
+        return StreamRefused(
+            grpc.StatusCode.INVALID_ARGUMENT, f"table {table} refused the rows: {error}"
+        )
     if isinstance(error, ChatlakeError):
         log.warning("storage failed for table %s: %s", table, error)
         return StreamRefused(

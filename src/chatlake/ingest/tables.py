@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,15 +68,21 @@ class TableDirectory:
         self.data_dir = data_dir
         self.ttl_s = ttl_s
         self._client = None
+        # Lookups run in worker threads; two streams opening at once must not
+        # each build (and one of them leak) a client.
+        self._client_lock = threading.Lock()
         self._cache: dict[str, tuple[float, TableInfo]] = {}
 
     def client(self):
         # Built on first use: admin.json appears when the catalog first starts.
-        if self._client is None:
-            from chatlake.catalog.client import CatalogClient
+        with self._client_lock:
+            if self._client is None:
+                from chatlake.catalog.client import CatalogClient
 
-            self._client = CatalogClient.local_admin(self.catalog_url, self.data_dir)
-        return self._client
+                self._client = CatalogClient.local_admin(
+                    self.catalog_url, self.data_dir
+                )
+            return self._client
 
     async def get(self, full_name: str) -> TableInfo:
         cached = self._cache.get(full_name)
@@ -86,9 +93,10 @@ class TableDirectory:
         return info
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def forget(self, full_name: str) -> None:
         self._cache.pop(full_name, None)
