@@ -213,3 +213,15 @@ def test_unknown_report_lists_the_known_ones() -> None:
 def test_bad_parameters_are_refused(engine: SqlEngine, kwargs, message) -> None:
     with pytest.raises(ReportError, match=message):
         reports.run_report(engine, "feedback_by_model", **kwargs)
+
+
+def test_feedback_by_day_range_keeps_the_last_rating_semantics(engine) -> None:
+    # From 09:04 on 30 November: f01 (t01, 09:01:40) and f02 (t03 up, 09:03:20)
+    # are out; t03's last rating f03 (down, 09:05) is in.
+    rows = run(engine, "feedback_by_day", since=at(30, 9, 4))
+
+    assert rows == [
+        (date(2026, 11, 30), 0, 1, 1, 0.0),
+        (date(2026, 12, 1), 1, 1, 2, 0.5),
+        (date(2026, 12, 2), 1, 0, 1, 1.0),
+    ]
