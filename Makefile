@@ -20,7 +20,10 @@ test-fast: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/client_overhead.py
+	$(BIN)/python benchmarks/app_overhead.py
+	$(BIN)/python benchmarks/analytics.py
 
 # Regenerates the gRPC and protobuf modules from the .proto files in the package.
 proto: $(VENV)/.installed-dev
