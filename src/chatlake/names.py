@@ -1,4 +1,4 @@
-"""Three-part names (catalog.schema.table), checked before anything is created or sent."""
+"""Three-part names (catalog.schema.table), checked before anything is created."""
 
 from __future__ import annotations
 

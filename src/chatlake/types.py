@@ -378,7 +378,8 @@ def column_from_uc(info: dict[str, Any]) -> Column:
     try:
         name, type_text = info["name"], info["type_text"]
     except KeyError as missing:
-        raise TypeSpecError(f"column info lacks {missing.args[0]!r}: {info!r}") from None
+        key = missing.args[0]
+        raise TypeSpecError(f"column info lacks {key!r}: {info!r}") from None
     return Column(
         name=name,
         type=parse_type(type_text),
