@@ -27,13 +27,13 @@ ENV_CATALOG_URL = "CHATLAKE_CATALOG_URL"
 
 
 def data_dir(value: str | os.PathLike[str] | None = None) -> Path:
-    """The data directory: argument, else ``$CHATLAKE_DATA_DIR``, else ``./.chatlake``."""
+    """The data directory: argument, else ``$CHATLAKE_DATA_DIR``, else ``.chatlake``."""
     chosen = value or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
     return Path(chosen).expanduser().resolve()
 
 
 def catalog_url(value: str | None = None) -> str:
-    """The catalog's URL: argument, else ``$CHATLAKE_CATALOG_URL``, else the local one."""
+    """The catalog's URL: argument, else ``$CHATLAKE_CATALOG_URL``, else local."""
     chosen = value or os.environ.get(ENV_CATALOG_URL)
     if not chosen:
         chosen = f"http://{DEFAULT_HOST}:{DEFAULT_CATALOG_PORT}"
