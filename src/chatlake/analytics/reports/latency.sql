@@ -1,14 +1,24 @@
 -- title: Latency
 -- Response time and time to first token per hour: p50, p95, p99 (exact).
+WITH hourly AS (
+  -- One percentile call per column with an array of fractions: each hour's
+  -- values are then sorted once instead of once per fraction.
+  SELECT
+    date_trunc('HOUR', event_time) AS hour,
+    COUNT(response_time_ms) AS turns,
+    percentile(response_time_ms, array(0.5, 0.95, 0.99)) AS response_ms,
+    percentile(ttft_ms, array(0.5, 0.95)) AS ttft_ms
+  FROM ${chat_events}
+  WHERE event_time >= :since AND event_time < :until
+  GROUP BY 1
+)
 SELECT
-  date_trunc('HOUR', event_time) AS hour,
-  COUNT(response_time_ms) AS turns,
-  percentile(response_time_ms, 0.5) AS p50_ms,
-  percentile(response_time_ms, 0.95) AS p95_ms,
-  percentile(response_time_ms, 0.99) AS p99_ms,
-  percentile(ttft_ms, 0.5) AS ttft_p50_ms,
-  percentile(ttft_ms, 0.95) AS ttft_p95_ms
-FROM ${chat_events}
-WHERE event_time >= :since AND event_time < :until
-GROUP BY 1
+  hour,
+  turns,
+  response_ms[0] AS p50_ms,
+  response_ms[1] AS p95_ms,
+  response_ms[2] AS p99_ms,
+  ttft_ms[0] AS ttft_p50_ms,
+  ttft_ms[1] AS ttft_p95_ms
+FROM hourly
 ORDER BY 1
