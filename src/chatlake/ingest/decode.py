@@ -100,14 +100,45 @@ def _variant_check(path: str) -> Convert:
 # ---------------------------------------------------------------- protobuf
 
 
+_PACKED_PACKAGE = "chatlake_packed"
+
+
 @lru_cache(maxsize=256)
-def _message_class(file_bytes: bytes, full_name: str) -> type[Message]:
-    """One class per distinct descriptor, shared by every stream that sends it."""
+def _message_classes(
+    file_bytes: bytes, full_name: str
+) -> tuple[type[Message], type[Message]]:
+    """The record class and its packed-batch class, per distinct descriptor.
+
+    The packed class is ``message Batch { repeated <Record> records = 1; }``:
+    field 1 is where ProtoEncodedRecordBatch keeps its records, so a batch's
+    wire bytes parse as all its records in one C-level call instead of one
+    Python-level parse per record. It lives in a file of its own, so its name
+    cannot collide with the client's messages.
+    """
     from google.protobuf import descriptor_pb2
 
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(file_bytes))
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+    record_file = descriptor_pb2.FileDescriptorProto.FromString(file_bytes)
+    pool.Add(record_file)
+    packed_file = descriptor_pb2.FileDescriptorProto(
+        name=f"{_PACKED_PACKAGE}/{record_file.name}",
+        package=_PACKED_PACKAGE,
+        syntax="proto2",
+        dependency=[record_file.name],
+    )
+    packed_file.message_type.add(name="Batch").field.add(
+        name="records",
+        number=1,
+        type=FieldDescriptor.TYPE_MESSAGE,
+        label=FieldDescriptor.LABEL_REPEATED,
+        type_name=f".{full_name}",
+    )
+    pool.Add(packed_file)
+    record = message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+    packed = message_factory.GetMessageClass(
+        pool.FindMessageTypeByName(f"{_PACKED_PACKAGE}.Batch")
+    )
+    return record, packed
 
 
 def _proto_value(
@@ -450,7 +481,9 @@ class Decoder:
         self.message_class = None
         if checked is not None:
             file_bytes = checked.file_proto().SerializeToString(deterministic=True)
-            self.message_class = _message_class(file_bytes, checked.full_name)
+            self.message_class, self.packed_class = _message_classes(
+                file_bytes, checked.full_name
+            )
             fields = self.message_class.DESCRIPTOR.fields_by_name
             self.proto_readers = [
                 _proto_reader(c, fields.get(c.name), c.name) for c in self.writable
@@ -464,18 +497,26 @@ class Decoder:
         """All records of one message as one batch; any bad record refuses them all."""
         return self.batch(self.columns(records, offset), len(records), offset)
 
-    def columns(self, records: Sequence[bytes | str], offset: int) -> list[list]:
+    def columns(
+        self, records: Sequence[bytes | str], offset: int, packed: bytes | None = None
+    ) -> list[list]:
         """Checked values of one message, one list per written column.
 
+        ``packed``, when given, is the serialized ProtoEncodedRecordBatch that
+        holds exactly ``records``: a PROTO stream then parses them all at once.
         Lists of several messages may be concatenated and turned into one
         batch with :meth:`batch`.
         """
         if self.message_class is not None:
-            return self._proto_columns(records, offset)
+            return self._proto_columns(records, offset, packed)
         return self._json_columns(records, offset)
 
-    def _proto_columns(self, records: Sequence[bytes], offset: int) -> list[list]:
-        messages = self._parse(records, offset)
+    def _proto_columns(
+        self, records: Sequence[bytes], offset: int, packed: bytes | None
+    ) -> list[list]:
+        messages = None if packed is None else self._parse_packed(packed, records)
+        if messages is None:
+            messages = self._parse(records, offset)
         try:
             return [extract(messages) for extract in self.proto_columns]
         except _Bad:
@@ -487,6 +528,22 @@ class Decoder:
                 except _Bad as bad:
                     raise _refuse(offset, index, str(bad)) from None
             raise
+
+    def _parse_packed(self, packed: bytes, records: Sequence) -> list[Message] | None:
+        """All records parsed in one call, or None if any of them is bad.
+
+        On None the caller parses them one by one, which names the bad record.
+        """
+        try:
+            batch = self.packed_class.FromString(packed)
+        except DecodeError:
+            return None
+        messages = batch.records
+        if len(messages) != len(records):  # not the batch that holds records
+            return None
+        if self.check_required and not batch.IsInitialized():
+            return None
+        return list(messages)
 
     def _parse(self, records: Sequence[bytes], offset: int) -> list[Message]:
         parse = self.message_class.FromString

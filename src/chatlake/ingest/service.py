@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -294,8 +295,8 @@ class Stream:
         once per group, not once per record, and an idle one waits for nothing.
         """
         received = time.perf_counter()
-        offset, records = self._unpack(request)
-        columns = self.decoder.columns(records, offset)
+        offset, records, packed = self._unpack(request)
+        columns = self.decoder.columns(records, offset, packed)
         group = self._group
         if group is None:
             group = self._group = _Group(columns)
@@ -305,7 +306,7 @@ class Stream:
         group.last_offset = offset
         group.received.append(received)
         group.records += len(records)
-        group.size += sum(len(r) for r in records)
+        group.size += sum(map(len, records))
         full = group.records >= MAX_GROUP_RECORDS or group.size >= MAX_GROUP_BYTES
         if full or not self._storing:
             self._flush_group()
@@ -341,8 +342,12 @@ class Stream:
         if self._group is not None and not self._storing:
             self._flush_group()
 
-    def _unpack(self, request: pb.EphemeralStreamRequest) -> tuple[int, list]:
+    def _unpack(
+        self, request: pb.EphemeralStreamRequest
+    ) -> tuple[int, Sequence, bytes | None]:
+        """Offset, records, and a proto batch's wire bytes for one-call parsing."""
         kind = request.WhichOneof("payload")
+        packed = None
         if kind == "ingest_record":
             message = request.ingest_record
             record_kind = message.WhichOneof("record")
@@ -350,7 +355,10 @@ class Stream:
         elif kind == "ingest_record_batch":
             message = request.ingest_record_batch
             batch_kind = message.WhichOneof("batch")
-            records = list(getattr(message, batch_kind).records) if batch_kind else []
+            batch = getattr(message, batch_kind) if batch_kind else None
+            records = batch.records if batch is not None else []
+            if batch_kind == "proto_encoded_batch" and len(records) > 1:
+                packed = batch.SerializeToString()
         else:
             raise invalid(
                 f"table {self._name}: expected an ingest message, got "
@@ -367,7 +375,7 @@ class Stream:
                 grpc.StatusCode.UNIMPLEMENTED, "AVRO records are not supported"
             )
         self._last_offset = offset
-        return offset, records
+        return offset, records, packed
 
     async def _ack_loop(self) -> None:
         """Ack in offset order as storage finishes; one ack covers all done ones."""
