@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 COMMIT_MODE_ATTEMPTS = 3
+# A DeltaTable kept open across commits grows in memory with every commit it
+# applies (about 80 KB each, measured): a process committing every second
+# would grow without bound. Reloading it now and then reads the latest
+# checkpoint (deltalake writes one every 100 versions) and frees that state.
+REOPEN_AFTER_COMMITS = 100
 # deltalake raises these for data the table's schema or constraints refuse.
 _DATA_ERRORS = (
     SchemaMismatchError,
@@ -121,6 +126,7 @@ class Committer:
         self.quarantine_dir = quarantine_dir
         self._table: DeltaTable | None = None
         self._table_location: str | None = None
+        self._commits_on_table = 0
         self._one_at_a_time_through = -1
         self._pending: deque[PendingBatch] = deque()
         self._pending_bytes = 0
@@ -446,6 +452,9 @@ class Committer:
             self._table = None  # reload the log next time: it may have moved on
             raise self._translate(error, location) from error
         self._uncertain = False
+        self._commits_on_table += 1
+        if self._commits_on_table >= REOPEN_AFTER_COMMITS:
+            self._table = None  # see REOPEN_AFTER_COMMITS
         self._remember_keys(table)
         return CommitOutcome(
             version, table.num_rows, dropped, skipped_as_committed=False
@@ -463,6 +472,7 @@ class Committer:
             return location
         self._table = DeltaTable(location)
         self._table_location = location
+        self._commits_on_table = 0
         return self._table
 
     def _translate(self, error: Exception, location: str) -> Exception:
