@@ -124,6 +124,12 @@ class Child:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds of the child so far, all threads."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (name)"
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         self.process.wait(30)
@@ -189,6 +195,13 @@ def throughput(open_stream, records: list[bytes], batch: int) -> tuple[float, fl
     elapsed = time.perf_counter() - started
     stream.close()
     return len(records) / elapsed, size / elapsed / 1e6
+
+
+def costed(server: Child, open_stream, records: list[bytes], batch: int) -> tuple:
+    """throughput() plus the server's CPU microseconds per record."""
+    before = server.cpu_s()
+    rate, mb_s = throughput(open_stream, records, batch)
+    return rate, mb_s, (server.cpu_s() - before) / len(records) * 1e6
 
 
 def ack_latency(open_stream_with_callback, chat, rate: int, seconds: float):
@@ -390,7 +403,7 @@ def run(tmp: Path, scale: float, sustain_s: float) -> dict:
         try:
             transport = opener(ack_only.endpoint)
             results["transport"] = {
-                str(b): throughput(transport, make_records(chat, n), b)
+                str(b): costed(ack_only, transport, make_records(chat, n), b)
                 for b, n in counts.items()
             }
             results["transport_ack_ms"] = ack_latency(
@@ -424,7 +437,7 @@ def run(tmp: Path, scale: float, sustain_s: float) -> dict:
             results["rss_start_mb"] = server.rss_mb()
             chatlake = opener(server.endpoint)
             results["chatlake"] = {
-                str(b): throughput(chatlake, make_records(chat, n), b)
+                str(b): costed(server, chatlake, make_records(chat, n), b)
                 for b, n in counts.items()
             }
             results["chatlake_ack_ms"] = ack_latency(
@@ -477,7 +490,8 @@ def report(results: dict) -> None:
             f"batch {batch:>4}: chatlake {ours[0]:>10,.0f} rec/s {ours[1]:7.1f} MB/s | "
             f"ack-only {limit[0]:>10,.0f} rec/s | "
             f"{ours[0] / limit[0]:5.0%} of transport, "
-            f"{ours[0] / direct:5.0%} of storage"
+            f"{ours[0] / direct:5.0%} of storage | server CPU "
+            f"{ours[2]:.1f} us/rec (ack-only {limit[2]:.1f})"
         )
     ours, base = results["chatlake_ack_ms"], results["transport_ack_ms"]
     print(
