@@ -189,8 +189,9 @@ def browser_first_paint(chromium: str) -> float:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = dash.Dash(__name__, suppress_callback_exceptions=True)
-    app.layout = dashboard.layout()
-    dashboard.register_callbacks(app)
+    # As in the app: the page (with its first view) is built per request.
+    app.layout = dashboard.layout
+    dashboard.register_callbacks(app, page_paths=("/",))
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

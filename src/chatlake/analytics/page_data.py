@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +47,11 @@ DEFAULT_RANGE = "24h"
 # Reports run side by side (DuckDB releases the GIL while it scans), but each
 # query is itself multi-threaded: more than two at once only adds contention.
 PARALLEL_QUERIES = 2
+# A page's results are shared this long: viewers opening or refreshing one page
+# at the same moment run its reports once, and the work started when a browser
+# asks for the page (prefetch) is what the first render then shows. Shorter than
+# the shortest auto-refresh (10 s), so every tick still reads fresh data.
+SHARE_RESULTS_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,55 @@ class PageData:
     def __init__(self, engine: SqlEngine | None = None) -> None:
         self._engine = engine
         self._lock = threading.Lock()
+        self._recent: dict[tuple, tuple[float, Future]] = {}
+        self._recent_lock = threading.Lock()
 
     def engine(self) -> SqlEngine:
         with self._lock:
             if self._engine is None:
                 self._engine = make_engine(_settings_from_env())
             return self._engine
+
+    def shared(self, names: list[str], range_key: str) -> PageResults:
+        """Like run(), reusing a run of the same page started < SHARE_RESULTS_S ago."""
+        future, is_new = self._claim(names, range_key)
+        if is_new:
+            self._fill(future, names, range_key)
+        return future.result()
+
+    def prefetch(self, names: list[str], range_key: str) -> None:
+        """Start shared() in the background, so that its caller finds it done."""
+        future, is_new = self._claim(names, range_key)
+        if is_new:
+            threading.Thread(
+                target=self._fill,
+                args=(future, names, range_key),
+                name="page-prefetch",
+                daemon=True,
+            ).start()
+
+    def _claim(self, names: list[str], range_key: str) -> tuple[Future, bool]:
+        key = (tuple(names), range_key)
+        now = time.monotonic()
+        with self._recent_lock:
+            found = self._recent.get(key)
+            if found is not None and now - found[0] < SHARE_RESULTS_S:
+                return found[1], False
+            future: Future = Future()
+            self._recent[key] = (now, future)
+            return future, True
+
+    def _fill(self, future: Future, names: list[str], range_key: str) -> None:
+        try:
+            future.set_result(self.run(names, range_key))
+        except Exception as error:
+            # Whoever waits on this run gets the error; keep it in the log too,
+            # as a prefetch may have no one waiting.
+            log.exception("page reports failed")
+            future.set_exception(error)
+        finally:
+            if not future.done():
+                future.cancel()  # interrupted: waiters must not hang
 
     def run(self, names: list[str], range_key: str) -> PageResults:
         started = time.perf_counter()
