@@ -107,9 +107,18 @@ def encode_frame(seq: int, payload: bytes, payload_crc: int | None = None) -> by
     return header + payload
 
 
-def _encode_payload(batch: pa.RecordBatch, schema_message: bytes) -> tuple[bytes, int]:
-    payload = encode_batch(batch, schema_message)
-    return payload, zlib.crc32(payload)
+def _encode_payload(
+    batch: pa.RecordBatch, schema_message: bytes
+) -> tuple[list, int, int]:
+    """encode_batch's payload as unjoined parts, with its length and CRC32.
+
+    Joining the parts (and the frame header) would copy every byte of the
+    batch twice more, costing more than encoding it; writing the parts one
+    after the other puts the same bytes in the file.
+    """
+    body = batch.serialize()
+    payload_crc = zlib.crc32(body, zlib.crc32(schema_message))
+    return [schema_message, body], len(schema_message) + body.size, payload_crc
 
 
 class WriteAheadLog:
@@ -128,7 +137,8 @@ class WriteAheadLog:
         self._segments: list[_Segment] = []
         self._fd: int | None = None  # the active segment, opened O_APPEND
         self._next_seq = 0
-        self._queue: list[tuple[int, pa.RecordBatch, bytes, asyncio.Future]] = []
+        # (seq, batch, frame parts, frame bytes, future) per queued append
+        self._queue: list[tuple[int, pa.RecordBatch, list, int, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
         self._failure: WalError | None = None
         self._lock = threading.Lock()
@@ -241,17 +251,18 @@ class WriteAheadLog:
         # Serializing and checksumming a large batch is CPU work: off the loop.
         schema_message = self._schema_message(batch.schema)
         if batch.nbytes >= INLINE_ENCODE_BYTES:
-            payload, payload_crc = await asyncio.to_thread(
+            payload, length, payload_crc = await asyncio.to_thread(
                 _encode_payload, batch, schema_message
             )
         else:
-            payload, payload_crc = _encode_payload(batch, schema_message)
+            payload, length, payload_crc = _encode_payload(batch, schema_message)
         self._check_open()
         seq = self._next_seq
         self._next_seq += 1
         future = asyncio.get_running_loop().create_future()
-        frame = encode_frame(seq, payload, payload_crc)
-        self._queue.append((seq, batch, frame, future))
+        header = FRAME_HEADER.pack(length, frame_checksum(seq, payload_crc), seq)
+        size = FRAME_HEADER.size + length
+        self._queue.append((seq, batch, [header, *payload], size, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_groups())
         # The future is this append's alone: cancelling it cancels nothing else,
@@ -281,7 +292,7 @@ class WriteAheadLog:
             started = time.perf_counter()
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._syncer, self._write_group, [g[2] for g in group]
+                    self._syncer, self._write_group, [g[2:4] for g in group]
                 )
             except _WriteUndone as undone:
                 self._refuse(group, undone.error)
@@ -296,11 +307,11 @@ class WriteAheadLog:
             self._release(group)
 
     def _release(self, group: list) -> None:
-        self._track_pending([(seq, len(frame)) for seq, _, frame, _ in group])
-        for seq, batch, frame, _ in group:
+        self._track_pending([(seq, size) for seq, _, _, size, _ in group])
+        for seq, batch, _, size, _ in group:
             if self.sink is not None:
-                self.sink(seq, batch, len(frame))
-        for seq, _, _, future in group:
+                self.sink(seq, batch, size)
+        for seq, *_, future in group:
             if not future.done():
                 future.set_result(seq)
 
@@ -328,8 +339,11 @@ class WriteAheadLog:
                 future.set_exception(self._failure)
         self._queue = []
 
-    def _write_group(self, frames: list[bytes]) -> None:
-        """Write and fsync; raises _WriteUndone if the log is as it was before."""
+    def _write_group(self, frames: list[tuple[list, int]]) -> None:
+        """Write and fsync; raises _WriteUndone if the log is as it was before.
+
+        ``frames`` holds each frame's parts and its size in bytes.
+        """
         active = self._segments[-1]
         try:
             if (
@@ -338,13 +352,14 @@ class WriteAheadLog:
             ):
                 self._start_segment(active.last_seq + 1)
                 active = self._segments[-1]
-            data = b"".join(frames)
-            _write_all(self._fd, data)
+            for parts, _ in frames:
+                for part in parts:
+                    _write_all(self._fd, part)
         except OSError as error:
             self._undo_write(active, error)
         os.fsync(self._fd)
         with self._lock:
-            active.size_bytes += len(data)
+            active.size_bytes += sum(size for _, size in frames)
             active.last_seq += len(frames)
 
     def _undo_write(self, active: _Segment, error: OSError) -> None:
@@ -405,7 +420,8 @@ class _WriteUndone(Exception):
         self.error = error
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data) -> None:
+    """Write all of ``data`` (bytes or an Arrow buffer)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
