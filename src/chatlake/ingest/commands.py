@@ -122,9 +122,11 @@ def serve(
 
 
 async def _serve(settings: IngestSettings, storage_settings) -> None:
+    from chatlake.ingest.memory import use_fast_pool
     from chatlake.ingest.server import IngestServer
     from chatlake.ingest.storage import Storage
 
+    use_fast_pool()
     server = IngestServer(settings, Storage(settings.data_dir, storage_settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
