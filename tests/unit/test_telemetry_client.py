@@ -259,13 +259,45 @@ def test_close_keeps_one_deadline_and_leaves_unacked_events_spooled(tmp_path, fa
     again.close()
 
 
-def test_track_after_close_neither_raises_nor_sends(tmp_path, factory):
-    client = TelemetryClient(
-        make_config(tmp_path), stream_factory=factory, handle_sigterm=False
-    )
+def test_track_after_close_spools_the_event_for_the_next_start(tmp_path, factory):
+    config = make_config(tmp_path)
+    client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)
+    client.track(new_chat_turn(telemetry_id="before-close"))
     client.close()
-    client.track(new_chat_turn())
-    assert factory.payloads() == []
+    client.track(new_chat_turn(telemetry_id="after-close"))
+    client.track(new_feedback("after-close", 1, comment="late \ud800 rating"))
+    assert ids(factory.payloads()) == ["before-close"]
+    assert client.metrics()["spooled_after_close"] == 2
+    assert client.metrics()["tracked"] == 3
+
+    again = TelemetryClient(
+        make_config(tmp_path, feedback_table="main.chatbot.feedback"),
+        stream_factory=factory,
+        handle_sigterm=False,
+    )
+    again.track(new_chat_turn(telemetry_id="next-start"))
+    assert again.flush(10)
+    assert ids(factory.payloads()) == ["before-close", "after-close", "next-start"]
+    (late,) = factory.payloads("main.chatbot.feedback")
+    assert Feedback.FromString(late).comment == "late \ufffd rating"
+    assert again.metrics()["adopted"] == 2
+    again.close()
+
+
+def test_track_after_close_counts_and_logs_once_when_the_spool_is_gone(
+    tmp_path, factory, caplog
+):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    config = make_config(tmp_path, spool_dir=blocker / "spool")
+    client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)
+    client.close()
+    with caplog.at_level(logging.WARNING, logger="chatlake.telemetry.client"):
+        client.track(new_chat_turn())
+        client.track(new_chat_turn())
+    assert client.metrics()["dropped_after_close"] == 2
+    late = [r for r in caplog.records if "dropped_after_close" in r.getMessage()]
+    assert len(late) == 1
 
 
 async def test_usable_from_asyncio(client, factory):

@@ -86,18 +86,26 @@ class TelemetryClient:
         try:
             item = (event, record, time.time_ns() // 1000)
             with self._lock:
-                if not self._started:
-                    self._start()
-                if len(self._queue) >= self.config.queue_size:
-                    self._queue.popleft()
-                    self._dropped_queue += 1
-                self._queue.append(item)
                 self._tracked += 1
-                queued = len(self._queue)
-            if queued >= self.config.batch_records:
+                late = self._closed
+                if not late:
+                    queued = self._enqueue(item)
+            if late:
+                self._spool_late([item])
+            elif queued >= self.config.batch_records:
                 self._wake.set()
         except Exception:  # track() must never hurt the app
             log.exception("telemetry track() failed; the event is lost")
+
+    def _enqueue(self, item: tuple[object, object, int]) -> int:
+        """Called under ``_lock``; returns the queue length."""
+        if not self._started:
+            self._start()
+        if len(self._queue) >= self.config.queue_size:
+            self._queue.popleft()
+            self._dropped_queue += 1
+        self._queue.append(item)
+        return len(self._queue)
 
     # ----- draining ------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class TelemetryClient:
 
         Events not acked by the deadline stay in the spool for the next start.
         """
-        with self._close_lock:
+        with self._close_lock, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -132,6 +140,7 @@ class TelemetryClient:
         if self._started:
             self.flush(timeout_s - min(STOP_RESERVE_S, timeout_s / 5))
         self._stop_threads(deadline)
+        self._spool_late(self._take_stranded())
 
     async def aflush(self, timeout_s: float = 10.0) -> bool:
         """``flush`` for asyncio apps: waits in a worker thread, not the loop."""
@@ -203,6 +212,8 @@ class TelemetryClient:
         )
         self._encoder = Encoder(redactor, self.config.message_max_bytes)
         self._invalid_reported: set[str] = set()
+        self._late_lock = threading.Lock()
+        self._late_loss_reported = False
         self._write_failure_reported = -60.0
         self._queue_drops_reported = (0, -60.0)
         self._spooler = threading.Thread(
@@ -271,6 +282,62 @@ class TelemetryClient:
         return len(items)
 
     def _write(self, items: list[tuple[object, object, int]]) -> None:
+        for key, (fmt, payloads) in self._grouped(items).items():
+            dropped = self._spool.add(key, fmt, payloads)
+            self._counters.add("spooled", len(payloads))
+            self._counters.add("dropped_spool", dropped)
+            self._sender_for(key).notify()
+
+    def _take_stranded(self) -> list[tuple[object, object, int]]:
+        """Events still queued after the spooler stopped (it may not have started)."""
+        if self._spooler.is_alive():
+            return []  # it still owns the queue and will spool them
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+        return items
+
+    def _spool_late(self, items: list[tuple[object, object, int]]) -> None:
+        """Writes events tracked after close() straight to the spool, in the caller's
+        thread: a closed client has no spooler, and the spool outlives the process,
+        so the next start sends them. If even that fails, the loss is counted and
+        logged once."""
+        if not items:
+            return
+        with self._late_lock:
+            try:
+                self._add_to_spool(items)
+            except (OSError, sqlite3.Error) as error:
+                self._counters.add("dropped_after_close", len(items))
+                self._report_late_loss(error)
+
+    def _add_to_spool(self, items: list[tuple[object, object, int]]) -> None:
+        reopen = not self._spool.is_open
+        if reopen:
+            self._spool.open()
+        try:
+            for key, (fmt, payloads) in self._grouped(items).items():
+                self._spool.add(key, fmt, payloads)
+                self._counters.add("spooled", len(payloads))
+                self._counters.add("spooled_after_close", len(payloads))
+        finally:
+            if reopen:
+                self._spool.close()
+
+    def _report_late_loss(self, error: Exception) -> None:
+        if self._late_loss_reported:
+            return
+        self._late_loss_reported = True
+        log.warning(
+            "telemetry was closed and its spool cannot be written (%s): events "
+            "tracked from now on are dropped and counted as dropped_after_close",
+            error,
+        )
+
+    def _grouped(
+        self, items: list[tuple[object, object, int]]
+    ) -> dict[str, tuple[StreamFormat, list[bytes]]]:
+        """Encoded payloads by stream key; events that cannot be sent are counted."""
         grouped: dict[str, tuple[StreamFormat, list[bytes]]] = {}
         yielded = time.perf_counter()
         for event, record, tracked_us in items:
@@ -282,11 +349,7 @@ class TelemetryClient:
                 continue
             key, fmt, payload = encoded
             grouped.setdefault(key, (fmt, []))[1].append(payload)
-        for key, (fmt, payloads) in grouped.items():
-            dropped = self._spool.add(key, fmt, payloads)
-            self._counters.add("spooled", len(payloads))
-            self._counters.add("dropped_spool", dropped)
-            self._sender_for(key).notify()
+        return grouped
 
     def _encode(
         self, event: object, record: object, tracked_us: int
@@ -344,7 +407,8 @@ class TelemetryClient:
             for sender in list(self._senders.values())
         ]
         if self._spool_ready.is_set() and all(stopped) and not self._spooler.is_alive():
-            self._spool.close()
+            with self._late_lock:  # a late track() may be writing to it
+                self._spool.close()
         elif self._started:
             log.warning("telemetry threads did not stop in time; spool left open")
 

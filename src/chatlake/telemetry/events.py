@@ -43,7 +43,7 @@ def new_chat_turn(**fields: object) -> ChatTurn:
     fields.setdefault("telemetry_id", str(uuid.uuid4()))
     fields.setdefault("event_time", now_us())
     fields.setdefault("status", "ok")
-    return ChatTurn(**fields)
+    return ChatTurn(**_cleaned(fields))
 
 
 def new_feedback(telemetry_id: str, rating: int, **fields: object) -> Feedback:
@@ -52,7 +52,17 @@ def new_feedback(telemetry_id: str, rating: int, **fields: object) -> Feedback:
         raise ValueError(f"rating must be +1 or -1, got {rating!r}")
     fields.setdefault("feedback_id", str(uuid.uuid4()))
     fields.setdefault("event_time", now_us())
-    return Feedback(telemetry_id=telemetry_id, rating=rating, **fields)
+    fields = _cleaned({"telemetry_id": telemetry_id, **fields})
+    return Feedback(rating=rating, **fields)
+
+
+def _cleaned(fields: dict[str, object]) -> dict[str, object]:
+    """Lone surrogates (text a browser may send) become U+FFFD: protobuf refuses
+    them, and these helpers must not raise on what a user typed."""
+    return {
+        key: clean_text(value) if isinstance(value, str) else value
+        for key, value in fields.items()
+    }
 
 
 class TurnTimer:

@@ -3,7 +3,8 @@
 Counters only grow: tracked, dropped_queue (queue full, oldest dropped),
 invalid (could not be encoded), spooled, dropped_spool (spool full, oldest
 dropped), adopted (taken over from a dead process's spool), sent, acked,
-retried (stream failures followed by a retry), terminal_errors, streams_opened.
+retried (stream failures followed by a retry), terminal_errors, streams_opened,
+spooled_after_close and dropped_after_close (events tracked after ``close()``).
 Gauges are read when asked: queue_depth, spool_depth, spool_bytes,
 oldest_event_age_s.
 """
@@ -25,6 +26,8 @@ COUNTERS = (
     "retried",
     "terminal_errors",
     "streams_opened",
+    "spooled_after_close",
+    "dropped_after_close",
 )
 
 COUNTER_HELP = {
@@ -39,6 +42,8 @@ COUNTER_HELP = {
     "retried": "Stream failures after which the sender retried",
     "terminal_errors": "Stream failures the SDK reported as not retriable",
     "streams_opened": "Zerobus streams opened",
+    "spooled_after_close": "Events tracked after close(), written to the spool",
+    "dropped_after_close": "Events tracked after close() that could not be spooled",
 }
 
 GAUGE_HELP = {

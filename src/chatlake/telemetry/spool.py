@@ -78,8 +78,14 @@ class Spool:
         self._dropped_unreported = 0
         self._last_drop_report = -DROP_REPORT_INTERVAL_S
 
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
     def open(self) -> int:
-        """Creates this process's file and adopts orphans; returns events adopted."""
+        """Creates this process's file and adopts orphans; returns events adopted.
+
+        A closed spool may be opened again (late events after ``close()``)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _hold_lock(self.directory / f"{self.name}.lock")
         self._db = _connect(self.path)
