@@ -238,6 +238,6 @@ def test_unreachable_catalog_is_one_clear_line() -> None:
 
     assert result.exit_code == 1
     assert result.output.startswith(
-        f"Error: cannot check access to table {EVENTS}: cannot reach the catalog at "
-        f"http://127.0.0.1:{closed}"
+        f"Error: cannot check the credentials of client id 'x': cannot reach the "
+        f"catalog at http://127.0.0.1:{closed}"
     )

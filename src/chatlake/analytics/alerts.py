@@ -426,6 +426,11 @@ class Monitor:
         self._deliver()
         return results
 
+    @property
+    def undelivered(self) -> list[str]:
+        """Rules whose last change the webhook has not accepted yet."""
+        return sorted(self._undelivered)
+
     def run(self, stop: threading.Event) -> None:
         """Step every ``interval_s`` until ``stop`` is set."""
         interval_s = self.evaluator.rules.interval_s

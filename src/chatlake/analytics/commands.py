@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import pyarrow as pa
@@ -18,9 +21,18 @@ from chatlake.analytics.connect import (
     EngineSettings,
     make_engine,
 )
+from chatlake.analytics.engine import SqlEngine
+from chatlake.analytics.errors import AnalyticsError
 from chatlake.config import ENV_CATALOG_URL, ENV_DATA_DIR
 
 log = logging.getLogger(__name__)
+
+ENV_TIMEOUT_S = "CHATLAKE_SQL_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 300.0
+# Exit status of a command stopped by Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 def connection_options(command):
@@ -48,6 +60,14 @@ def connection_options(command):
             envvar=ENV_CLIENT_SECRET,
             help=f"Secret of --client-id; better given as ${ENV_CLIENT_SECRET}.",
         ),
+        click.option(
+            "--timeout-s",
+            envvar=ENV_TIMEOUT_S,
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            help=f"Stop a statement running longer than this (${ENV_TIMEOUT_S}).",
+        ),
     ]
     return functools.reduce(lambda c, option: option(c), reversed(options), command)
 
@@ -66,9 +86,40 @@ def format_options(command):
     )(command)
 
 
-def _engine(catalog_url, data_dir, client_id, client_secret):
+def _engine(catalog_url, data_dir, client_id, client_secret, timeout_s):
     settings = EngineSettings.resolve(catalog_url, data_dir, client_id, client_secret)
-    return make_engine(settings)
+    return make_engine(settings, verify=True, timeout_s=timeout_s)
+
+
+class Interrupted(click.ClickException):
+    exit_code = EXIT_INTERRUPTED
+
+
+def interruptible(engine: SqlEngine, work: Callable[[], T]) -> T:
+    """``work()`` in a worker thread, so that Ctrl-C stops its query at once.
+
+    DuckDB holds the main thread in native code where Python's SIGINT handler
+    cannot run; waiting on a thread instead lets it run and interrupt DuckDB.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the main thread below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="chatlake-query", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        engine.interrupt()
+        worker.join(timeout=5.0)
+        raise Interrupted("interrupted (Ctrl-C): query stopped") from None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @click.command()
@@ -96,7 +147,7 @@ def sql(query, script, fmt, as_json, **connection):
         raise click.UsageError("give a QUERY or --file, exactly one")
     text = query if query is not None else script.read()
     with _engine(**connection) as engine:
-        results = engine.run_script(text)
+        results = interruptible(engine, lambda: engine.run_script(text))
     output.render(results, "json" if as_json else fmt)
 
 
@@ -148,7 +199,12 @@ def report(name, last, since, until, show_sql, fmt, as_json, **options):
         return
     start, end = timerange.window(since, until, last)
     with _engine(**options) as engine:
-        result = reports.run_report(engine, name, tables=tables, since=start, until=end)
+        result = interruptible(
+            engine,
+            lambda: reports.run_report(
+                engine, name, tables=tables, since=start, until=end
+            ),
+        )
     output.render([result], fmt)
 
 
@@ -167,6 +223,15 @@ def _list_reports(fmt: str) -> None:
 @click.group()
 def alerts():
     """Evaluate alert rules: error rate, latency, thumbs-down ratio, metrics."""
+
+
+def _check_delivered(monitor, webhook_url: str | None) -> None:
+    if monitor.undelivered:
+        raise AnalyticsError(
+            f"alert webhook {webhook_url} did not accept "
+            f"{len(monitor.undelivered)} notification(s) "
+            f"({', '.join(monitor.undelivered)}); --once does not retry"
+        )
 
 
 @alerts.command("check")
@@ -219,5 +284,6 @@ def alerts_run(rules_path, once, **connection):
         monitor = alerting.Monitor(alerting.Evaluator(engine, rules))
         if once:
             monitor.step()
+            _check_delivered(monitor, rules.webhook_url)
             return
         alerting.run_until_signalled(monitor)

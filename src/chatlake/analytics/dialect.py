@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import sqlglot
 from sqlglot import exp
 
-from chatlake.analytics.guard import full_name, table_references
+from chatlake.analytics.guard import as_of, full_name, table_references
 
 TARGET = "duckdb"
 
@@ -22,6 +22,9 @@ def to_duckdb(
 ) -> str:
     """DuckDB text of ``statement`` with each catalog table read from its view.
 
+    ``views`` maps (full name, as_of) of each table reference to its view;
+    as_of is the reference's time travel target (guard.as_of), or None.
+
     With ``utc_arithmetic``, dates, hours, weekdays and truncations of columns
     are computed from epoch microseconds instead of through DuckDB's ICU
     calendar: the same answer (the session time zone is UTC) several times
@@ -30,7 +33,8 @@ def to_duckdb(
     """
     tree = statement.copy()
     for table in table_references(tree):
-        table.replace(_view_reference(table, views[full_name(table)]))
+        key = (full_name(table), as_of(table))
+        table.replace(_view_reference(table, views[key]))
     if utc_arithmetic:
         tree = tree.transform(_utc_arithmetic)
     tree = tree.transform(_fix_semantics)

@@ -13,13 +13,15 @@ file, the network and its settings out of reach.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -27,7 +29,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from chatlake.analytics import dialect, guard, snapshots
-from chatlake.analytics.errors import QueryError
+from chatlake.analytics.errors import (
+    QueryError,
+    QueryInterruptedError,
+    QueryTimeoutError,
+)
 from chatlake.analytics.resolver import TableResolver
 
 log = logging.getLogger(__name__)
@@ -45,12 +51,23 @@ class SqlEngine:
     """Runs read-only Databricks SQL over tables the caller may SELECT from.
 
     ``source`` is a TableResolver, or a CatalogClient whose principal must hold
-    SELECT on each table a query reads.
+    SELECT on each table a query reads. A statement running longer than
+    ``timeout_s`` is stopped with QueryTimeoutError; interrupt() stops every
+    running statement from another thread (or a signal handler).
     """
 
-    def __init__(self, source: Any, *, owns_source: bool = False) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        owns_source: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
         self._resolver = _as_resolver(source)
         self._owns_source = owns_source
+        self._timeout_s = timeout_s
+        self._running: set[duckdb.DuckDBPyConnection] = set()
+        self._running_lock = threading.Lock()
         self._databases: dict[frozenset[str], duckdb.DuckDBPyConnection] = {}
         self._database_lock = threading.Lock()
 
@@ -63,6 +80,12 @@ class SqlEngine:
             for database in self._databases.values():
                 database.close()
             self._databases.clear()
+
+    def interrupt(self) -> None:
+        """Stop every statement running now; each raises QueryInterruptedError."""
+        with self._running_lock:
+            for cursor in self._running:
+                cursor.interrupt()
 
     def __enter__(self) -> SqlEngine:
         return self
@@ -103,7 +126,11 @@ class SqlEngine:
         return result
 
     def _read(self, statement: Prepared, tables: list, bound: dict) -> pa.Table:
-        loaded = [snapshots.load(table) for table in tables]
+        versions = statement.as_of or (None,) * len(tables)
+        loaded = [
+            snapshots.load(table) if as_of is None else snapshots.load(table, as_of)
+            for table, as_of in zip(tables, versions, strict=True)
+        ]
         try:
             return self._read_snapshots(statement, loaded, bound)
         except _SchemaDrift:
@@ -122,12 +149,38 @@ class SqlEngine:
                     raise _FileGone(
                         f"cannot read a table file: {_clean(error)}"
                     ) from error
-            if statement.fast_sql is not None:
-                try:
-                    return _execute(cursor, statement.fast_sql, bound)
-                except _WrongTypes:
-                    pass  # a date or hour of a non-timestamp: translate plainly
-            return _execute(cursor, statement.duckdb_sql, bound)
+            with self._watching(cursor):
+                if statement.fast_sql is not None:
+                    try:
+                        return _execute(cursor, statement.fast_sql, bound)
+                    except _WrongTypes:
+                        pass  # a date or hour of a non-timestamp: translate plainly
+                return _execute(cursor, statement.duckdb_sql, bound)
+
+    @contextlib.contextmanager
+    def _watching(self, cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """Let interrupt() and the timeout stop what ``cursor`` runs."""
+        expired = threading.Event()
+        timer = None
+        if self._timeout_s is not None:
+            timer = threading.Timer(self._timeout_s, _expire, (cursor, expired))
+            timer.daemon = True
+            timer.start()
+        with self._running_lock:
+            self._running.add(cursor)
+        try:
+            yield
+        except QueryInterruptedError:
+            if expired.is_set():
+                raise QueryTimeoutError(
+                    f"query stopped after the {self._timeout_s:g} s timeout"
+                ) from None
+            raise
+        finally:
+            with self._running_lock:
+                self._running.discard(cursor)
+            if timer is not None:
+                timer.cancel()
 
     def _cursor(self, readable: frozenset[str]) -> duckdb.DuckDBPyConnection:
         # A cursor is a cheap connection of its own to an in-memory database:
@@ -152,6 +205,8 @@ class Prepared:
     views: tuple[str, ...]
     markers: frozenset[str]
     fast_sql: str | None = None
+    # Per table: the Delta version (int) or moment of a time travel, or None.
+    as_of: tuple[int | datetime | None, ...] = ()
 
     def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The values of the ``:name`` markers; all must be given."""
@@ -171,14 +226,22 @@ def prepare(sql: str) -> tuple[Prepared, ...]:
 
 
 def _prepare_one(statement: exp.Expression) -> Prepared:
-    names = sorted({guard.full_name(t) for t in guard.table_references(statement)})
+    references = sorted(
+        {
+            (guard.full_name(t), guard.as_of(t))
+            for t in guard.table_references(statement)
+        },
+        key=lambda reference: (reference[0], str(reference[1])),
+    )
+    names = [name for name, _ in references]
     views = [f"_cl{i}_{name.rsplit('.', 1)[-1]}" for i, name in enumerate(names)]
     markers = frozenset(m.name for m in statement.find_all(exp.Placeholder))
-    mapping = dict(zip(names, views, strict=True))
+    mapping = dict(zip(references, views, strict=True))
     duckdb_sql = dialect.to_duckdb(statement, mapping)
     fast_sql = dialect.to_duckdb(statement, mapping, utc_arithmetic=True)
     fast = fast_sql if fast_sql != duckdb_sql else None
-    return Prepared(duckdb_sql, tuple(names), tuple(views), markers, fast)
+    as_of = tuple(when for _, when in references)
+    return Prepared(duckdb_sql, tuple(names), tuple(views), markers, fast, as_of)
 
 
 def _as_resolver(source: Any) -> TableResolver:
@@ -210,6 +273,8 @@ def _execute(
         table = result.to_arrow_table() if result is not None else pa.table({})
     except duckdb.IOException as error:
         raise _FileGone(f"query failed: {_clean(error)}") from error
+    except duckdb.InterruptException:
+        raise QueryInterruptedError("query interrupted") from None
     except duckdb.InvalidInputException as error:
         if "schema mismatch" in str(error):
             raise _SchemaDrift(f"query failed: {_clean(error)}") from error
@@ -231,6 +296,12 @@ class _SchemaDrift(QueryError):
 
 class _WrongTypes(QueryError):
     """DuckDB refused the types of an expression (binder or conversion error)."""
+
+
+def _expire(cursor: duckdb.DuckDBPyConnection, expired: threading.Event) -> None:
+    expired.set()
+    with contextlib.suppress(duckdb.Error):  # the statement may just have ended
+        cursor.interrupt()
 
 
 def _databricks_types(table: pa.Table) -> pa.Table:

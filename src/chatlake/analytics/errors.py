@@ -5,6 +5,8 @@ AnalyticsError
 ├── ReadOnlyError         the statement would write or reach outside catalog tables
 ├── TableAccessError      a table is unknown or the caller lacks SELECT on it
 ├── QueryError            DuckDB refused or failed the translated query
+│   ├── QueryTimeoutError     the statement ran past its timeout
+│   └── QueryInterruptedError the statement was interrupted (Ctrl-C)
 ├── ReportError           no such report, or a bad report parameter
 └── AlertRuleError        the alert rules file is missing or malformed
 """
@@ -32,6 +34,14 @@ class TableAccessError(AnalyticsError, PermissionError):
 
 class QueryError(AnalyticsError, RuntimeError):
     """DuckDB failed the translated query (wrong column, bad cast, ...)."""
+
+
+class QueryTimeoutError(QueryError):
+    """A statement ran longer than the engine's timeout and was stopped."""
+
+
+class QueryInterruptedError(QueryError):
+    """A statement was stopped by SqlEngine.interrupt() (Ctrl-C in the CLI)."""
 
 
 class ReportError(AnalyticsError, ValueError):

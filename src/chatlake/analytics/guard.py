@@ -8,6 +8,7 @@ connection that runs the query also has file and network access switched off.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import sqlglot
 from sqlglot import exp
@@ -133,6 +134,44 @@ def table_references(statement: exp.Expression) -> list[exp.Table]:
 def full_name(table: exp.Table) -> str:
     """``catalog.schema.table`` of a Table node, as the catalog spells names."""
     return f"{table.catalog}.{table.db}.{table.name}".lower()
+
+
+def as_of(table: exp.Table) -> int | datetime | None:
+    """The Delta version (int) or moment a ``VERSION|TIMESTAMP AS OF`` asks for."""
+    clause = table.args.get("version")
+    if clause is None:
+        return None
+    kind = clause.text("this").upper()
+    value = clause.args.get("expression")
+    shown = f"{full_name(table)} {clause.sql(DIALECT)}"
+    if clause.text("kind").upper() != "AS OF" or not isinstance(value, exp.Literal):
+        raise SqlSyntaxError(
+            f"unsupported time travel {shown!r}: use VERSION AS OF <number> or "
+            f"TIMESTAMP AS OF '<ISO 8601 time>'"
+        )
+    if kind == "VERSION":
+        return _version_number(value, shown)
+    return _moment(value, shown)
+
+
+def _version_number(value: exp.Literal, shown: str) -> int:
+    if value.is_string or not value.this.isdigit():
+        raise SqlSyntaxError(
+            f"invalid time travel {shown!r}: the version must be a whole number >= 0"
+        )
+    return int(value.this)
+
+
+def _moment(value: exp.Literal, shown: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.this.strip())
+    except ValueError:
+        raise SqlSyntaxError(
+            f"invalid time travel {shown!r}: the timestamp must be ISO 8601, "
+            f"e.g. '2026-12-04T16:40:00' (UTC unless it names a zone)"
+        ) from None
+    # Databricks reads a zoneless timestamp in the session time zone, UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _refuse_by_tokens(sql: str) -> None:

@@ -35,6 +35,7 @@ def render(results: list[pa.Table], fmt: Format) -> None:
             if index:
                 console.out("")
             console.print(to_rich(result))
+            console.out(row_count(result))
 
 
 def make_console() -> Console:
@@ -51,8 +52,13 @@ def to_rich(result: pa.Table) -> Table:
         table.add_column(field.name, justify="right" if numeric else "left")
     for row in result.to_pylist():
         table.add_row(*(_text(value) for value in row.values()))
-    table.caption = f"{result.num_rows} row{'s' if result.num_rows != 1 else ''}"
     return table
+
+
+def row_count(result: pa.Table) -> str:
+    # A line of its own: a caption wraps to the table's width, one letter per
+    # line under a one-character column.
+    return f"{result.num_rows} row{'s' if result.num_rows != 1 else ''}"
 
 
 def to_csv(result: pa.Table) -> str:

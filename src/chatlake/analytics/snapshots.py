@@ -1,4 +1,5 @@
-"""What a query reads of one Delta table: its current version's files.
+"""What a query reads of one Delta table: the files of its current version, or of
+the version a ``VERSION AS OF`` / ``TIMESTAMP AS OF`` clause asks for.
 
 A local table of plain Parquet files (no deletion vectors, column mapping or
 partition columns: what chatlake's committer writes) is read by DuckDB's own
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 import duckdb
@@ -48,24 +50,57 @@ class Snapshot:
         )
 
 
-def load(table: ResolvedTable) -> Snapshot:
-    """The current version of ``table``; TableAccessError if it cannot be read."""
+def load(table: ResolvedTable, as_of: int | datetime | None = None) -> Snapshot:
+    """``table`` now, or at version/moment ``as_of``; TableAccessError if unreadable."""
     try:
-        delta = DeltaTable(table.location)
+        delta = _open(table, as_of)
         return _direct(delta, table.location) or Snapshot(
             dataset=delta.to_pyarrow_dataset()
         )
     except TableNotFoundError:
-        if table.schema is not None:
+        if table.schema is not None and as_of is None:
             # Created in the catalog but nothing committed yet: no rows.
             return Snapshot(dataset=ds.dataset(table.schema.empty_table()))
         raise TableAccessError(
             f"table {table.full_name} has no Delta table at {table.location}"
         ) from None
+    except TableAccessError:
+        raise  # a PermissionError, hence an OSError: already says what is wrong
     except (DeltaError, OSError) as error:
         raise TableAccessError(
             f"cannot read table {table.full_name} at {table.location}: {error}"
         ) from error
+
+
+def _open(table: ResolvedTable, as_of: int | datetime | None) -> DeltaTable:
+    if as_of is None:
+        return DeltaTable(table.location)
+    delta = DeltaTable(table.location)
+    latest = delta.version()
+    if isinstance(as_of, int):
+        if as_of > latest:
+            raise TableAccessError(
+                f"table {table.full_name} has no version {as_of}: "
+                f"its latest version is {latest}"
+            )
+        return DeltaTable(table.location, version=as_of)
+    delta.load_as_version(as_of)
+    _check_existed(delta, table.full_name, as_of)
+    return delta
+
+
+def _check_existed(delta: DeltaTable, full_name: str, moment: datetime) -> None:
+    # deltalake answers a moment before the first commit with version 0; the
+    # table did not exist then, so that is an error, as in Databricks.
+    if delta.version() != 0:
+        return
+    first = min(entry["timestamp"] for entry in delta.history())
+    created = datetime.fromtimestamp(first / 1000, UTC)
+    if moment < created:
+        raise TableAccessError(
+            f"table {full_name} did not exist at {moment.isoformat()}: "
+            f"its first version is from {created.isoformat()}"
+        )
 
 
 def _direct(delta: DeltaTable, location: str) -> Snapshot | None:

@@ -19,7 +19,16 @@ def parse_span(text: str) -> timedelta:
             f"invalid time span {text!r}: use a positive number and a unit "
             f"s, m, h, d or w (e.g. 15m, 24h, 7d)"
         )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise _too_long(text) from None
+
+
+def _too_long(text: str) -> ReportError:
+    return ReportError(
+        f"time span {text!r} is too long: it must start after the year 1"
+    )
 
 
 def parse_moment(text: str, what: str) -> datetime:
@@ -45,6 +54,9 @@ def window(
         raise ReportError("give --last or --since, not both")
     end = parse_moment(until, "--until") if until else None
     if last:
-        start = (end or now or datetime.now(UTC)) - parse_span(last)
+        try:
+            start = (end or now or datetime.now(UTC)) - parse_span(last)
+        except OverflowError:
+            raise _too_long(last) from None
         return start, end
     return (parse_moment(since, "--since") if since else None), end
