@@ -20,7 +20,15 @@ from chatlake.catalog.errors import (
     Unauthenticated,
 )
 from chatlake.catalog.privileges import ADMIN, PrivilegeSet
-from chatlake.catalog.store import Store, grants, now_ms, principals
+from chatlake.catalog.store import (
+    Store,
+    catalogs,
+    grants,
+    now_ms,
+    principals,
+    schemas,
+    tables,
+)
 from chatlake.catalog.tokens import TokenIssuer, TokenVerifier
 from chatlake.errors import TableNameError
 from chatlake.names import check_part
@@ -92,6 +100,27 @@ class Access:
         logger.info("created principal %s (client id %s)", name, client_id)
         return {"name": name, "client_id": client_id, "client_secret": secret}
 
+    def rotate_secret(self, name: str) -> dict[str, Any]:
+        """A new secret for principal ``name``; its client id and grants stay.
+
+        The old secret stops working at once (its hash is gone). The returned
+        ``client_secret`` is never shown again.
+        """
+        name = _principal_name(name)
+        if name == ADMIN_PRINCIPAL:
+            raise InvalidArgument(
+                "the admin secret is rotated by deleting admin.json and restarting"
+            )
+        secret = credentials.new_secret()
+        with self._lock, self.store.transaction() as connection:
+            row = self.store.one(principals, name=name)
+            if row is None:
+                raise NotFound(f"principal {name!r} does not exist")
+            values = {"secret_hash": credentials.hash_secret(secret)}
+            self.store.update(connection, principals, values, name=name)
+        logger.info("rotated the secret of principal %s", name)
+        return {"name": name, "client_id": row["client_id"], "client_secret": secret}
+
     def list_principals(self) -> list[dict[str, Any]]:
         rows = sorted(self.store.many(principals), key=lambda row: row["name"])
         return [_principal_info(row) for row in rows]
@@ -126,14 +155,43 @@ class Access:
         row = self.store.one(principals, name=name)
         if row and row["is_admin"]:
             return (ADMIN,)
+        # As in Unity Catalog, the owner holds every privilege on what it owns.
         held: dict[tuple[str, str], set[str]] = {}
         for grant in self.store.many(grants, principal=name):
             key = (grant["securable_type"], grant["full_name"])
             held.setdefault(key, set()).add(grant["privilege"])
+        for key in self._owned(name):
+            held.setdefault(key, set()).update(privileges.GRANTABLE[key[0]])
         return tuple(
             PrivilegeSet(kind, path, frozenset(names))
             for (kind, path), names in sorted(held.items())
         )
+
+    def owned_sets(self, name: str) -> tuple[PrivilegeSet, ...]:
+        """Every privilege on what ``name`` owns (the owner holds them all in UC)."""
+        return tuple(
+            PrivilegeSet(kind, path, frozenset(privileges.GRANTABLE[kind]))
+            for kind, path in self._owned(name)
+        )
+
+    def _owned(self, name: str) -> list[tuple[str, str]]:
+        """(securable type, full name) of every catalog, schema and table owned."""
+        owned = [
+            (privileges.CATALOG, r["name"])
+            for r in self.store.many(catalogs, owner=name)
+        ]
+        owned += [
+            (privileges.SCHEMA, f"{r['catalog_name']}.{r['name']}")
+            for r in self.store.many(schemas, owner=name)
+        ]
+        owned += [
+            (
+                privileges.TABLE,
+                f"{r['catalog_name']}.{r['schema_name']}.{r['name']}",
+            )
+            for r in self.store.many(tables, owner=name)
+        ]
+        return owned
 
     def permissions(
         self, securable_type: str, full_name: str, principal: str | None = None
@@ -219,7 +277,10 @@ class Access:
         row = self.store.one(principals, client_id=claims.subject)
         if row is None:
             raise TokenError("the token's principal no longer exists")
-        return Caller(row["name"], claims.privileges)
+        # Ownership is live: a table created after the token was issued is
+        # still its creator's to use.
+        owned = self.owned_sets(row["name"])
+        return Caller(row["name"], claims.privileges + owned)
 
     def caller_from_basic(self, client_id: str, secret: str) -> Caller:
         row = self.check_client(client_id, secret)

@@ -266,6 +266,11 @@ def _add_principal_routes(app: FastAPI) -> None:
         _admin(request)
         return {"principals": _service(request).access.list_principals()}
 
+    @app.post(f"{PRINCIPALS}/{{name}}/rotate-secret")
+    def rotate_secret(request: Request, name: str):
+        _admin(request)
+        return _service(request).access.rotate_secret(name)
+
     @app.delete(f"{PRINCIPALS}/{{name}}")
     def delete_principal(request: Request, name: str):
         _admin(request)

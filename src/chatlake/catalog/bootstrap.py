@@ -45,17 +45,19 @@ def _create(create, *args) -> bool:
 def ensure_principal(
     client: CatalogClient, name: str, catalog: str, schema: str, replace: bool
 ) -> dict[str, str] | None:
-    """Create principal ``name`` (anew if ``replace``) with write access to the schema.
+    """Create principal ``name`` with write access to the schema.
 
-    Returns the new credentials, or None when the principal already existed and
-    ``replace`` is false: its secret cannot be shown twice.
+    If it exists and ``replace`` is true, it gets a new secret but keeps its
+    client id and every grant made to it. Returns the new credentials, or None
+    when the principal already existed and ``replace`` is false: its secret
+    cannot be shown twice.
     """
     existing = {p["name"] for p in client.list_principals()}
     credentials = None
     if name in existing and replace:
-        client.delete_principal(name)
-        existing.discard(name)
-    if name not in existing:
+        credentials = client.rotate_secret(name)
+        logger.info("gave principal %s a new secret", name)
+    elif name not in existing:
         credentials = client.create_principal(name)
         logger.info("created principal %s", name)
     grant_schema_write(client, name, catalog, schema)

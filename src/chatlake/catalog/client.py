@@ -176,6 +176,10 @@ class CatalogClient:
     def list_principals(self) -> list[dict[str, Any]]:
         return self._call("GET", PRINCIPALS)["principals"]
 
+    def rotate_secret(self, name: str) -> dict[str, Any]:
+        """A new secret for principal ``name`` (grants and client id kept)."""
+        return self._call("POST", f"{PRINCIPALS}/{quote(name)}/rotate-secret")
+
     def delete_principal(self, name: str) -> None:
         self._call("DELETE", f"{PRINCIPALS}/{quote(name)}")
 

@@ -7,6 +7,7 @@ into ``--data-dir``, unless ``--client-id``/``--client-secret`` are given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -187,8 +188,23 @@ def catalogs_list(client, as_json) -> None:
 @client_options
 def catalogs_drop(client, name, force) -> None:
     """Drop catalog NAME (it must be empty unless --force)."""
-    client.delete_catalog(name, force=force)
+    with _force_flag_named():
+        client.delete_catalog(name, force=force)
     click.echo(f"dropped catalog {name}")
+
+
+@contextlib.contextmanager
+def _force_flag_named():
+    """The REST error speaks of the ``force=true`` parameter; here it is --force."""
+    try:
+        yield
+    except CatalogError as error:
+        if "force=true" not in error.message:
+            raise
+        message = error.message.replace("pass force=true", "pass --force")
+        raise CatalogError(
+            message, status=error.status, error_code=error.error_code
+        ) from None
 
 
 # -- schemas -------------------------------------------------------------------------
@@ -237,7 +253,8 @@ def schemas_list(client, catalog, as_json) -> None:
 def schemas_drop(client, full_name, force) -> None:
     """Drop schema CATALOG.SCHEMA (it must be empty unless --force)."""
     _split_schema(full_name)
-    client.delete_schema(full_name, force=force)
+    with _force_flag_named():
+        client.delete_schema(full_name, force=force)
     click.echo(f"dropped schema {full_name}")
 
 
@@ -416,6 +433,25 @@ def principals_list(client, as_json) -> None:
     """List the service principals."""
     rows = client.list_principals()
     _print_json(rows) if as_json else _print_rows(rows, ("name", "client_id", "admin"))
+
+
+@principals.command("rotate-secret")
+@click.argument("name")
+@client_options
+@json_option
+def principals_rotate_secret(client, name, as_json) -> None:
+    """Give principal NAME a new secret; the old one stops working at once.
+
+    Its client id and grants stay. The new secret is printed this once only.
+    """
+    info = client.rotate_secret(name)
+    if as_json:
+        _print_json(info)
+        return
+    click.echo(f"rotated the secret of principal {info['name']}")
+    click.echo(f"client_id:     {info['client_id']}")
+    click.echo(f"client_secret: {info['client_secret']}")
+    click.echo("The secret is shown only now; keep it somewhere safe.")
 
 
 @principals.command("delete")

@@ -13,8 +13,8 @@ import threading
 import uuid
 from typing import Any
 
+from chatlake.catalog import locations, tablefiles
 from chatlake.catalog import privileges as p
-from chatlake.catalog import tablefiles
 from chatlake.catalog.access import Access, Caller, check_full_name
 from chatlake.catalog.config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CatalogSettings
 from chatlake.catalog.errors import (
@@ -144,15 +144,35 @@ class CatalogService:
             (p.USE_SCHEMA, f"{catalog}.{schema}"),
             (p.CREATE_TABLE, f"{catalog}.{schema}"),
         )
+        if definition.table_type == "EXTERNAL" and not caller.is_admin:
+            raise PermissionDenied(
+                f"principal {caller.name!r} may not create EXTERNAL table "
+                f"{definition.full_name}: only the metastore admin registers "
+                f"storage locations; leave the location out for a MANAGED table"
+            )
         with self._lock:
             if self.store.one(tables, **definition.key()):
                 raise AlreadyExists(f"Table already exists: {definition.full_name}")
+            if definition.table_type == "EXTERNAL":
+                self._check_location(definition)
             self._prepare_files(definition)
             row = {**_new_row(caller, definition.name, body), **definition.row()}
             with self.store.transaction() as connection:
                 self.store.insert(connection, tables, row)
         logger.info("created %s table %s", definition.table_type, definition.full_name)
         return _table_info(row)
+
+    def _check_location(self, definition: TableDefinition) -> None:
+        existing = [
+            (_table_full(row), row["storage_location"])
+            for row in self.store.many(tables)
+        ]
+        locations.check_external(
+            definition.storage_location,
+            self.settings.data_dir,
+            self.settings.tables_dir,
+            existing,
+        )
 
     def _prepare_files(self, definition: TableDefinition) -> None:
         path = definition.path

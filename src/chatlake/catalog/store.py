@@ -155,6 +155,14 @@ class Store:
         with self.engine.connect() as connection:
             return [_row(row) for row in connection.execute(query)]
 
+    def update(
+        self, connection: Connection, table: sa.Table, values: dict, **where: Any
+    ) -> int:
+        statement = table.update().values(**_encode(values))
+        for name, value in where.items():
+            statement = statement.where(table.c[name] == value)
+        return connection.execute(statement).rowcount
+
     def delete(self, connection: Connection, table: sa.Table, **where: Any) -> int:
         statement = table.delete()
         for name, value in where.items():
