@@ -53,7 +53,7 @@ class SqlEngine:
     ``source`` is a TableResolver, or a CatalogClient whose principal must hold
     SELECT on each table a query reads. A statement running longer than
     ``timeout_s`` is stopped with QueryTimeoutError; interrupt() stops every
-    running statement from another thread (or a signal handler).
+    running statement from another thread, and the engine runs none after it.
     """
 
     def __init__(
@@ -68,6 +68,7 @@ class SqlEngine:
         self._timeout_s = timeout_s
         self._running: set[duckdb.DuckDBPyConnection] = set()
         self._running_lock = threading.Lock()
+        self._interrupted = False
         self._databases: dict[frozenset[str], duckdb.DuckDBPyConnection] = {}
         self._database_lock = threading.Lock()
 
@@ -82,8 +83,9 @@ class SqlEngine:
             self._databases.clear()
 
     def interrupt(self) -> None:
-        """Stop every statement running now; each raises QueryInterruptedError."""
+        """Stop every statement, running or yet to run: QueryInterruptedError."""
         with self._running_lock:
+            self._interrupted = True
             for cursor in self._running:
                 cursor.interrupt()
 
@@ -160,14 +162,16 @@ class SqlEngine:
     @contextlib.contextmanager
     def _watching(self, cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
         """Let interrupt() and the timeout stop what ``cursor`` runs."""
+        with self._running_lock:
+            if self._interrupted:
+                raise QueryInterruptedError("query interrupted")
+            self._running.add(cursor)
         expired = threading.Event()
         timer = None
         if self._timeout_s is not None:
             timer = threading.Timer(self._timeout_s, _expire, (cursor, expired))
             timer.daemon = True
             timer.start()
-        with self._running_lock:
-            self._running.add(cursor)
         try:
             yield
         except QueryInterruptedError:

@@ -11,6 +11,7 @@ dataset that deltalake builds, which honours every Delta feature it supports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,22 +86,33 @@ def _open(table: ResolvedTable, as_of: int | datetime | None) -> DeltaTable:
             )
         return DeltaTable(table.location, version=as_of)
     delta.load_as_version(as_of)
-    _check_existed(delta, table.full_name, as_of)
+    if delta.version() == 0:
+        _check_existed(delta, table, as_of)
     return delta
 
 
-def _check_existed(delta: DeltaTable, full_name: str, moment: datetime) -> None:
+def _check_existed(delta: DeltaTable, table: ResolvedTable, moment: datetime) -> None:
     # deltalake answers a moment before the first commit with version 0; the
     # table did not exist then, so that is an error, as in Databricks.
-    if delta.version() != 0:
-        return
-    first = min(entry["timestamp"] for entry in delta.history())
-    created = datetime.fromtimestamp(first / 1000, UTC)
+    created = _first_commit_time(delta, table.location)
     if moment < created:
+        full_name = table.full_name
         raise TableAccessError(
             f"table {full_name} did not exist at {moment.isoformat()}: "
             f"its first version is from {created.isoformat()}"
         )
+
+
+def _first_commit_time(delta: DeltaTable, location: str) -> datetime:
+    # deltalake picks versions by their log files' modification times, so the
+    # same clock decides whether the table existed; history() is for remote ones.
+    directory = _local_directory(location)
+    if directory is not None:
+        first = os.path.join(directory, "_delta_log", f"{0:020d}.json")
+        with contextlib.suppress(OSError):
+            return datetime.fromtimestamp(os.stat(first).st_mtime, UTC)
+    first_ms = min(entry["timestamp"] for entry in delta.history())
+    return datetime.fromtimestamp(first_ms / 1000, UTC)
 
 
 def _direct(delta: DeltaTable, location: str) -> Snapshot | None:
