@@ -12,8 +12,8 @@ Error messages never quote record contents. Server-stamped columns
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -341,7 +341,7 @@ def _json_binary(column_type: ColumnType, path: str) -> Convert:
             raise _expect(path, column_type, "a base64 string", value)
         try:
             return base64.b64decode(value, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not ASCII
             raise _Bad(path, "BINARY value is not valid base64") from None
 
     return convert
@@ -577,6 +577,8 @@ class Decoder:
                 raise _refuse(
                     offset, index, f"expected a JSON object, got {_json_type_name(obj)}"
                 )
+            if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+                _refuse_lone_surrogates(obj, offset, index)
             try:
                 row = _json_row(obj, self.json_readers, "")
             except _Bad as bad:
@@ -615,6 +617,47 @@ def _has_required(descriptor, seen=None) -> bool:
         if field.message_type is not None and _has_required(field.message_type, seen):
             return True
     return False
+
+
+# JSON can spell a lone UTF-16 surrogate (\\ud800) that json.loads accepts
+# but no UTF-8 text can hold; only texts with such an escape are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(obj: Any, offset: int, index: int) -> None:
+    where = _lone_surrogate_path(obj, "")
+    if where is not None:
+        raise _refuse(
+            offset, index, f"{where}: text is not valid UTF-8 (a lone surrogate)"
+        )
+
+
+def _lone_surrogate_path(value: Any, path: str) -> str | None:
+    """Where the first string or key that UTF-8 cannot encode is, else None."""
+    if isinstance(value, str):
+        return None if _encodes(value) else f"column {path!r}"
+    if isinstance(value, list):
+        items = ((f"{path}[]", item) for item in value)
+    elif isinstance(value, dict):
+        for key in value:
+            if not _encodes(key):  # a key is data too: it is not quoted
+                return f"a key in column {path!r}" if path else "a field name"
+        items = ((f"{path}.{key}" if path else key, v) for key, v in value.items())
+    else:
+        return None
+    for inner_path, item in items:
+        found = _lone_surrogate_path(item, inner_path)
+        if found is not None:
+            return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse(offset: int, index: int, problem: str):
