@@ -14,6 +14,7 @@ Adding a part takes three lines: its port in ``PORTS`` (which adds a
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -186,7 +187,14 @@ class Supervisor:
 
     def start(self, service: Service) -> None:
         logger.info("starting %s", service.name)
-        process = subprocess.Popen(service.argv, env={**self.env, **service.env})
+        # Its own process group: a terminal's Ctrl-C reaches only ``up``, which
+        # then stops the children in order.
+        process = subprocess.Popen(
+            service.argv,
+            env={**self.env, **service.env},
+            process_group=0,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
         self.running.append((service, process))
         self._wait_ready(service, process)
         logger.info(
@@ -205,7 +213,8 @@ class Supervisor:
                     f"{service.name} exited with code {process.returncode} "
                     f"during start-up (see its log above)"
                 )
-            if _answers(service):
+            # Something else may hold the port; only a live child counts.
+            if _answers(service) and process.poll() is None:
                 return
             self.stopping.wait(POLL_INTERVAL_S)
         raise UpError(
@@ -230,6 +239,77 @@ class Supervisor:
         for service, process in reversed(self.running):
             _stop(service, process)
         self.running.clear()
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn making the child get SIGTERM when ``up`` dies, even by SIGKILL."""
+    if _LIBC is None:
+        return None
+
+    def arrange() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        # The parent may have died before prctl took effect.
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
+def _load_libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    # Loaded here, not in the forked child, where dlopen is unsafe.
+    return ctypes.CDLL(None, use_errno=True)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = _load_libc()
+
+
+def check_ports(ports: dict[str, int]) -> None:
+    """Each part needs its own port, free now; UpError names the first clash."""
+    owner: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in owner:
+            raise UpError(
+                f"--{owner[port]}-port and --{name}-port are both {port}; "
+                f"give each part its own port"
+            )
+        owner[port] = name
+    for name, port in ports.items():
+        if not _port_free(port):
+            raise UpError(
+                f"port {port} is in use; is chatlake already running? Stop it, "
+                f"or pick another --{name}-port"
+            )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers do, so a port in TIME_WAIT after a restart counts free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory; UpError in one line if it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UpError(f"cannot create data dir {path}: {error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UpError(f"cannot write to data dir {path}: permission denied")
+
+
+def _needed_ports(ports: dict[str, int]) -> dict[str, int]:
+    """The ports of the parts that will start (no demo model if one is set)."""
+    if up_parts.model_configured():
+        return {name: port for name, port in ports.items() if name != "model"}
+    return dict(ports)
 
 
 def _answers(service: Service) -> bool:
@@ -267,6 +347,8 @@ def _child_env(ctx: UpContext) -> dict[str, str]:
     env = dict(os.environ)
     env[config.ENV_DATA_DIR] = str(ctx.data_dir)
     env[config.ENV_CATALOG_URL] = ctx.url("catalog")
+    # The Zerobus SDK's Rust core logs every stream at INFO unless told otherwise.
+    env.setdefault("RUST_LOG", "warn")
     return env
 
 
@@ -350,7 +432,8 @@ def up(data_dir: Path | None, **ports: int) -> None:
         data_dir=config.data_dir(data_dir),
         ports={name.removesuffix("_port"): port for name, port in ports.items()},
     )
-    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    check_ports(_needed_ports(ctx.ports))
+    prepare_data_dir(ctx.data_dir)
     code = run(ctx)
     if code:
         raise SystemExit(code)

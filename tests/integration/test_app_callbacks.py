@@ -123,12 +123,12 @@ def test_empty_question_is_refused_with_a_message(client, app_parts):
     assert app_parts.service.store.conversations(OWNER) == []
 
 
-def test_rating_a_turn_that_does_not_exist_is_a_message(client):
-    turn = {"type": "rate-up", "turn": "no-such-turn"}
-    body = {
+def rate_request(turn_id, kind="rate-up", comment=""):
+    turn = {"type": kind, "turn": turn_id}
+    return {
         "output": RATE,
         "outputs": [
-            {"id": {"type": kind, "turn": "no-such-turn"}, "property": prop}
+            {"id": {"type": kind, "turn": turn_id}, "property": prop}
             for kind, prop in (
                 ("rate-up", "className"),
                 ("rate-down", "className"),
@@ -136,16 +136,75 @@ def test_rating_a_turn_that_does_not_exist_is_a_message(client):
             )
         ],
         "inputs": [
-            _prop(turn, "n_clicks", 1),
-            _prop({"type": "rate-down", "turn": "no-such-turn"}, "n_clicks", None),
-            _prop({"type": "comment-send", "turn": "no-such-turn"}, "n_clicks", None),
+            _prop({"type": k, "turn": turn_id}, "n_clicks", 1 if k == kind else None)
+            for k in ("rate-up", "rate-down", "comment-send")
         ],
         "changedPropIds": [_changed(turn, "n_clicks")],
-        "state": [_prop({"type": "comment", "turn": "no-such-turn"}, "value", "")],
+        "state": [_prop({"type": "comment", "turn": turn_id}, "value", comment)],
     }
-    response = post(client, body)
+
+
+def rate_note(response) -> str:
     (note,) = [v for v in response.values() if "children" in v]
-    assert note["children"] == "turn 'no-such-turn' not found"
+    return note["children"]
+
+
+def test_rating_a_turn_that_does_not_exist_is_a_message(client):
+    response = post(client, rate_request("no-such-turn"))
+    assert rate_note(response) == "turn 'no-such-turn' not found"
+
+
+def test_a_question_with_a_lone_surrogate_is_refused_with_its_position(
+    client, app_parts
+):
+    trigger = _prop("send", "n_clicks", 1)
+    response = post(client, controller_request(0, trigger, {"question": "hi \ud800"}))
+    assert response["chat-error"]["children"] == (
+        "the question holds an invalid character (a lone UTF-16 surrogate, U+D800) "
+        "at position 4; retype it"
+    )
+    assert app_parts.service.store.conversations(OWNER) == []
+
+
+def test_ids_with_a_lone_surrogate_are_refused_without_a_500(client, app_parts):
+    trigger = _prop("send", "n_clicks", 1)
+    state = {"question": "hello", "conversation": "c\udfff"}
+    response = post(client, controller_request(0, trigger, state))
+    assert response["chat-error"]["children"] == (
+        "the request holds text that is not valid Unicode; nothing was changed"
+    )
+    assert rate_note(post(client, rate_request("t\ud800"))) == (
+        "the request holds text that is not valid Unicode; nothing was changed"
+    )
+    assert app_parts.service.store.conversations(OWNER) == []
+
+
+@pytest.mark.parametrize(
+    ("comment", "message"),
+    [
+        (
+            "z" * 2001,
+            "the comment has 2001 characters; the limit is 2000: "
+            "shorten it and send it again",
+        ),
+        (
+            "bad \udc80",
+            "the comment holds an invalid character (a lone UTF-16 surrogate, "
+            "U+DC80) at position 5; retype it",
+        ),
+    ],
+)
+def test_a_bad_comment_is_refused_and_the_rating_unchanged(
+    client, app_parts, comment, message
+):
+    store = app_parts.service.store
+    conversation = store.create_conversation(OWNER, "q")
+    turn = store.start_turn(conversation.id, "q")
+    store.finish_turn(turn.id, status="ok", text="a", finish_reason="stop")
+    request = rate_request(turn.id, "rate-down", comment)
+    assert rate_note(post(client, request)) == message
+    saved = store.turn(turn.id)
+    assert (saved.rating, saved.comment) == (None, None)
 
 
 def test_huge_requests_are_refused(client, app_parts):

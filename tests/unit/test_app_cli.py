@@ -155,6 +155,29 @@ def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
     assert rated == summary["ratings"]
 
 
+@pytest.mark.parametrize("rate", ["nan", "inf", "-0.1", "1.01"])
+def test_demo_refuses_a_feedback_rate_outside_0_to_1(tmp_path, rate):
+    data_dir = tmp_path / "data"
+    args = ["demo", "--data-dir", str(data_dir), "--feedback-rate", rate]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert f"Invalid value for '--feedback-rate': {float(rate)} is not a number " in (
+        result.output
+    )
+    assert not data_dir.exists()
+
+
+def test_demo_and_app_keep_the_sdk_at_warnings_unless_rust_log_is_set(monkeypatch):
+    from chatlake.app import commands
+
+    monkeypatch.delenv("RUST_LOG", raising=False)
+    commands._quiet_sdk_logs()
+    assert os.environ["RUST_LOG"] == "warn"
+    monkeypatch.setenv("RUST_LOG", "debug")
+    commands._quiet_sdk_logs()
+    assert os.environ["RUST_LOG"] == "debug"
+
+
 @pytest.mark.parametrize("command", ["app", "model"])
 def test_ports_outside_the_valid_range_are_refused(command):
     result = CliRunner().invoke(main, [command, "--port", "70000"])

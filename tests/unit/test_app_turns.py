@@ -219,3 +219,48 @@ def test_telemetry_failures_never_break_a_turn(tmp_path, model_url):
     done = service.run("u1", service.begin("u1", None, "hello"))
     assert done.status == st.OK
     assert service.telemetry.status().describe() == "telemetry: not configured"
+
+
+def test_shutdown_interrupts_a_running_turn_and_tracks_it(tmp_path, model_url):
+    service, recorder = make_service(tmp_path, model_url)
+    turn = service.begin("u1", None, "[slow] how do I start chatlake?")
+    future = service.submit("u1", turn)
+    wait_until(lambda: service.store.turn(turn.id).assistant_message, 10)
+
+    assert service.shutdown(grace_s=0.2) == 1
+
+    done = service.store.turn(turn.id)
+    assert (done.status, done.error_type) == (st.ERROR, "interrupted")
+    assert done.error_message == "the app stopped during this turn"
+    (event,) = recorder.events
+    assert (event.telemetry_id, event.status) == (turn.id, "error")
+    assert event.error_type == "interrupted"
+    assert event.assistant_message.startswith("Here is")
+    assert future.result(5).status == st.ERROR
+
+
+def test_shutdown_lets_a_turn_finish_within_the_grace(tmp_path, model_url):
+    service, recorder = make_service(tmp_path, model_url)
+    turn = service.begin("u1", None, "How do I start chatlake?")
+    service.submit("u1", turn)
+
+    assert service.shutdown(grace_s=10) == 0
+
+    assert service.store.turn(turn.id).status == st.OK
+    assert [(e.telemetry_id, e.status) for e in recorder.events] == [(turn.id, "ok")]
+
+
+def test_shutdown_settles_a_turn_whose_model_hangs_exactly_once(tmp_path, model_url):
+    service, recorder = make_service(tmp_path, model_url)
+    turn = service.begin("u1", None, "[hang] anyone there?")
+    future = service.submit("u1", turn)
+    wait_until(lambda: service._active[turn.id].progress, 5)
+
+    assert service.shutdown(grace_s=0.1) == 1
+
+    assert service.store.turn(turn.id).error_type == "interrupted"
+    future.result(15)  # the hang ends; the late thread must not settle it again
+    assert [(e.status, e.error_type) for e in recorder.events] == [
+        ("error", "interrupted")
+    ]
+    assert service.store.turn(turn.id).error_type == "interrupted"

@@ -23,6 +23,8 @@ from chatlake.app.turns import ChatService
 logger = logging.getLogger(__name__)
 
 STOP_SHOWN, STOP_HIDDEN = "stop", "stop hidden"
+# An id carrying a lone UTF-16 surrogate cannot even be looked up in SQLite.
+INVALID_TEXT = "the request holds text that is not valid Unicode; nothing was changed"
 
 # result key -> (component id, property) of the controller's outputs.
 _OUTPUTS = {
@@ -93,6 +95,8 @@ def register(app: dash.Dash, service: ChatService, user_id: Callable[[], str]) -
             service.rate(user_id(), turn.id, rating, comment)
         except AppError as error:  # NotFound included: a stale or foreign turn
             return no_update, no_update, str(error)
+        except UnicodeEncodeError:
+            return no_update, no_update, INVALID_TEXT
         saved = service.store.turn(turn.id)
         up, down = layout.rating_classes(saved.rating)
         return up, down, layout.rating_note(saved.rating, saved.comment)
@@ -126,6 +130,8 @@ class _Controller:
                 result = self.send(text, conversation_id, active_turn, version)
         except AppError as error:  # NotFound included
             result = {"chat-error": str(error)}
+        except UnicodeEncodeError:
+            result = {"chat-error": INVALID_TEXT}
         return [result.get(key, no_update) for key in _OUTPUTS]
 
     def send(self, text, conversation_id, active_turn, version) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,22 @@ from chatlake import config, logs
 from chatlake.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+# The Zerobus SDK's Rust core logs every stream open and flush at INFO, in
+# colour, on stderr; chatlake's own processes keep it to warnings unless the
+# user set RUST_LOG.
+SDK_LOG_LEVEL = "warn"
+
+
+def _quiet_sdk_logs(level: str = SDK_LOG_LEVEL) -> None:
+    os.environ.setdefault("RUST_LOG", level)
+
+
+def _share(ctx, param, value: float) -> float:
+    """A click callback: a finite number from 0 to 1 (FloatRange lets nan pass)."""
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise click.BadParameter(f"{value} is not a number from 0 to 1")
+    return value
 
 
 def _check_bind(host: str) -> None:
@@ -72,6 +89,7 @@ def _app_port(port: int | None) -> int:
 def serve(host, port, data_dir, workers, threads, env_file) -> None:
     """Serve the chatbot (Dash under gunicorn) on http://HOST:PORT/."""
     logs.configure()
+    _quiet_sdk_logs()
     if env_file is not None:
         load_env_file(env_file)
     _use_data_dir(data_dir)
@@ -168,10 +186,11 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
 )
 @click.option(
     "--feedback-rate",
-    type=click.FloatRange(0, 1),
+    type=float,
+    callback=_share,
     default=0.4,
     show_default=True,
-    help="Share of answers that get a rating.",
+    help="Share of answers that get a rating, from 0 to 1.",
 )
 @click.option(
     "--seed", type=int, default=None, help="Random seed, for repeatable runs."
@@ -180,9 +199,8 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
 def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None:
     """Drive simulated users through the app's backend so the tables get data."""
     logs.configure(os.environ.get(logs.ENV_LOG_LEVEL) or "WARNING")
-    if as_json:
-        # The Zerobus SDK's Rust core logs to stdout; keep stdout for the JSON.
-        os.environ.setdefault("RUST_LOG", "error")
+    # With --json, stdout is for the JSON alone, and the SDK may log there.
+    _quiet_sdk_logs("error" if as_json else SDK_LOG_LEVEL)
     default_env = config.data_dir(data_dir) / "app.env"
     if env_file is not None or default_env.is_file():
         load_env_file(env_file or default_env)

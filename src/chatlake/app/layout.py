@@ -10,6 +10,7 @@ from dash import dcc, html
 
 from chatlake.app import store as st
 from chatlake.app.store import Conversation, Turn
+from chatlake.app.turns import MAX_COMMENT_CHARS
 
 POLL_INTERVAL_MS = 150
 STATUS_INTERVAL_MS = 2000
@@ -204,7 +205,10 @@ def feedback_bar(turn: Turn) -> html.Div:
             dcc.Input(
                 id={"type": "comment", "turn": turn.id},
                 type="text",
-                placeholder="Optional comment",
+                # The browser stops typing at the limit and the placeholder says
+                # so; the service refuses longer text rather than cutting it.
+                placeholder=f"Optional comment (up to {MAX_COMMENT_CHARS} characters)",
+                maxLength=MAX_COMMENT_CHARS,
                 className="comment",
                 value=turn.comment or "",
             ),

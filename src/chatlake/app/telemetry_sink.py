@@ -95,9 +95,9 @@ class TelemetrySink:
             except Exception as error:  # noqa: BLE001
                 logger.warning("telemetry flush failed: %s", error)
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
         if self._client is not None:
             try:
-                self._client.close()
+                self._client.close(timeout_s)
             except Exception as error:  # noqa: BLE001
                 logger.warning("telemetry close failed: %s", error)

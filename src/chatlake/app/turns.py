@@ -9,6 +9,7 @@ event. Ratings record a Feedback event tied to the turn's telemetry_id.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,10 @@ MAX_QUESTION_CHARS = 8000
 MAX_COMMENT_CHARS = 2000
 MAX_CONCURRENT_TURNS = 16
 WRITE_INTERVAL_S = 0.05  # how stale the polled answer may be
+# After the grace of shutdown(), how long a turn told to stop gets to end itself
+# (a model stream notices between chunks) before it is settled for it.
+INTERRUPT_WAIT_S = 1.0
+INTERRUPTED = ModelError("the app stopped during this turn", "interrupted")
 
 
 @dataclass
@@ -37,6 +42,21 @@ class _Progress:
     first_token_s: float | None = None
     last_write_s: float = 0.0
     stop_requested: bool = False
+    interrupted: bool = False
+
+
+@dataclass
+class _Active:
+    """A submitted turn until it is settled (finished in the store and tracked)."""
+
+    user_id: str
+    turn: Turn
+    future: Future | None = None
+    progress: _Progress | None = None
+
+    @property
+    def may_still_run(self) -> bool:
+        return self.future is None or not self.future.cancelled()
 
 
 class ChatService:
@@ -54,10 +74,88 @@ class ChatService:
         self.telemetry = telemetry
         self.settings = settings
         self._pool = ThreadPoolExecutor(MAX_CONCURRENT_TURNS, thread_name_prefix="turn")
+        self._changed = threading.Condition()
+        self._active: dict[str, _Active] = {}
+        self._settled_elsewhere: set[str] = set()
+        self._settling: set[str] = set()
 
     def close(self, wait: bool = True) -> None:
         """Stops taking turns; ``wait`` lets running turns finish and be tracked."""
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def shutdown(self, grace_s: float) -> int:
+        """Stops taking turns and settles every unfinished one; returns how many
+        were interrupted.
+
+        Running turns get ``grace_s`` to finish normally. Then the rest are told
+        to stop and, finished by themselves or not, end as errors of type
+        "interrupted" and are tracked as such: no turn leaves without its
+        ChatTurn, so telemetry can be closed right after this returns.
+        """
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._wait_for_turns(grace_s)
+        with self._changed:
+            for active in self._active.values():
+                if active.progress is not None:
+                    active.progress.interrupted = True
+        interrupted = self._wait_for_turns(INTERRUPT_WAIT_S, count_ended=True)
+        with self._changed:
+            leftovers = [
+                a for a in self._active.values() if a.turn.id not in self._settling
+            ]
+            for active in leftovers:
+                del self._active[active.turn.id]
+                self._settled_elsewhere.add(active.turn.id)
+        for active in leftovers:
+            self._settle_interrupted(active)
+        self._wait_for_turns(INTERRUPT_WAIT_S)  # those tracking their end right now
+        return interrupted + len(leftovers)
+
+    def _wait_for_turns(self, timeout_s: float, count_ended: bool = False) -> int:
+        """Waits until no turn may still run; returns how many ended meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            before = len(self._active)
+            while any(a.may_still_run for a in self._active.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return before - len(self._active) if count_ended else 0
+
+    def _settle_interrupted(self, active: _Active) -> None:
+        progress = active.progress or _Progress(now_us(), time.perf_counter())
+        logger.warning("turn %s interrupted by the app stopping", active.turn.id)
+        try:
+            self.store.finish_turn(
+                active.turn.id,
+                status=st.ERROR,
+                text=progress.text,
+                error_type=INTERRUPTED.error_type,
+                error_message=str(INTERRUPTED),
+            )
+        finally:
+            self._track_failure(active.user_id, active.turn, progress, INTERRUPTED)
+
+    def _attach(self, user_id: str, turn: Turn, progress: _Progress) -> None:
+        with self._changed:
+            active = self._active.setdefault(turn.id, _Active(user_id, turn))
+            active.progress = progress
+
+    def _claim(self, turn_id: str) -> bool:
+        """True if this thread is the one to settle the turn (shutdown may have)."""
+        with self._changed:
+            if turn_id in self._settled_elsewhere:
+                return False
+            self._settling.add(turn_id)
+            return True
+
+    def _release(self, turn_id: str) -> None:
+        """The turn is settled: finished in the store and tracked."""
+        with self._changed:
+            self._active.pop(turn_id, None)
+            self._settling.discard(turn_id)
+            self._changed.notify_all()
 
     def begin(self, user_id: str, conversation_id: str | None, question: str) -> Turn:
         """Records the question (in a new conversation when none is given)."""
@@ -74,7 +172,10 @@ class ChatService:
 
     def submit(self, user_id: str, turn: Turn) -> Future[Turn]:
         """Runs the turn on a worker thread."""
-        return self._pool.submit(self._run_logged, user_id, turn)
+        with self._changed:
+            active = self._active[turn.id] = _Active(user_id, turn)
+            active.future = self._pool.submit(self._run_logged, user_id, turn)
+            return active.future
 
     def _run_logged(self, user_id: str, turn: Turn) -> Turn:
         # A worker thread's exception would vanish with its Future: log it.
@@ -91,6 +192,13 @@ class ChatService:
         raises.
         """
         progress = _Progress(started_us=now_us(), started_s=time.perf_counter())
+        self._attach(user_id, turn, progress)
+        try:
+            return self._run(user_id, turn, progress)
+        finally:
+            self._release(turn.id)
+
+    def _run(self, user_id: str, turn: Turn, progress: _Progress) -> Turn:
         try:
             finish = self._stream(turn, self._messages(turn), progress)
         except ModelError as error:
@@ -101,6 +209,10 @@ class ChatService:
             failure = ModelError(f"unexpected failure: {kind}", "unexpected")
             return self._fail(user_id, turn, progress, failure)
 
+        if progress.interrupted:
+            return self._fail(user_id, turn, progress, INTERRUPTED)
+        if not self._claim(turn.id):
+            return self.store.turn(turn.id)
         status = st.STOPPED if finish.finish_reason == "stopped" else st.OK
         self.store.finish_turn(
             turn.id,
@@ -121,7 +233,10 @@ class ChatService:
         return self.store.turn(turn.id)
 
     def _stream(self, turn: Turn, messages: list[dict], progress: _Progress):
-        for event in self.model.stream(messages, lambda: progress.stop_requested):
+        def should_stop() -> bool:
+            return progress.stop_requested or progress.interrupted
+
+        for event in self.model.stream(messages, should_stop):
             if not isinstance(event, Delta):
                 return event
             progress.text += event.text
@@ -134,6 +249,8 @@ class ChatService:
         raise ModelError("model stream ended without a result", "stream_error")
 
     def _fail(self, user_id, turn, progress: _Progress, error: ModelError) -> Turn:
+        if not self._claim(turn.id):
+            return self.store.turn(turn.id)
         logger.warning("turn %s failed: %s", turn.id, error.error_type)
         self.store.finish_turn(
             turn.id,
@@ -142,6 +259,10 @@ class ChatService:
             error_type=error.error_type,
             error_message=str(error),
         )
+        self._track_failure(user_id, turn, progress, error)
+        return self.store.turn(turn.id)
+
+    def _track_failure(self, user_id, turn, progress: _Progress, error) -> None:
         self._track(
             user_id,
             turn,
@@ -150,7 +271,6 @@ class ChatService:
             error_type=error.error_type,
             error_message=str(error),
         )
-        return self.store.turn(turn.id)
 
     def _track(self, user_id, turn, progress: _Progress, **outcome) -> None:
         elapsed_ms = round((time.perf_counter() - progress.started_s) * 1000)
@@ -206,7 +326,7 @@ class ChatService:
         """Records a rating (+1 or -1) and sends a Feedback event; returns its id."""
         if rating not in (1, -1):
             raise AppError(f"rating must be 1 or -1, not {rating!r}")
-        comment = (comment or "").strip()[:MAX_COMMENT_CHARS] or None
+        comment = _check_comment(comment)
         turn = self._owned_turn(user_id, turn_id)
         self.store.rate(turn_id, rating, comment)
         feedback_id = uuid.uuid4().hex
@@ -235,4 +355,32 @@ def _check_question(question: str) -> str:
             f"the question has {len(question)} characters; "
             f"the limit is {MAX_QUESTION_CHARS}"
         )
+    _check_unicode(question, "the question")
     return question.strip()
+
+
+def _check_comment(comment: str | None) -> str | None:
+    """The stripped comment, or None; too long is refused, never silently cut."""
+    if comment is not None and not isinstance(comment, str):
+        raise AppError("a comment is text")
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise AppError(
+            f"the comment has {len(comment)} characters; "
+            f"the limit is {MAX_COMMENT_CHARS}: shorten it and send it again"
+        )
+    _check_unicode(comment, "the comment")
+    return comment or None
+
+
+def _check_unicode(text: str, what: str) -> None:
+    # A lone surrogate (half of a UTF-16 pair) can arrive in the JSON of a
+    # callback, but cannot be stored or sent as UTF-8.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        char = ord(text[error.start])
+        raise AppError(
+            f"{what} holds an invalid character (a lone UTF-16 surrogate, "
+            f"U+{char:04X}) at position {error.start + 1}; retype it"
+        ) from None

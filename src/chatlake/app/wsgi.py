@@ -42,10 +42,16 @@ class GunicornServer(BaseApplication):
 # The parts this worker process built, so its exit hook can drain telemetry.
 _WORKER_PARTS: list = []
 
+# gunicorn kills a worker graceful_timeout (10 s) after asking it to stop, and
+# `chatlake up` waits as long: running turns get a few seconds to finish, the
+# rest end as interrupted (each tracked), then telemetry gets the remainder.
+TURN_GRACE_S = 3.0
+TELEMETRY_CLOSE_S = 4.0
+
 
 def _close_worker_parts(server, worker) -> None:
     for parts in _WORKER_PARTS:
-        # gunicorn kills a worker after graceful_timeout: leave unfinished turns
-        # (the next start marks them interrupted) and spend the time on telemetry.
-        parts.service.close(wait=False)
-        parts.service.telemetry.close()
+        interrupted = parts.service.shutdown(TURN_GRACE_S)
+        if interrupted:
+            server.log.warning("%d running turns ended as interrupted", interrupted)
+        parts.service.telemetry.close(TELEMETRY_CLOSE_S)
