@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -50,6 +52,11 @@ TELEMETRY_CLOSE_S = 4.0
 
 
 def _close_worker_parts(server, worker) -> None:
+    # Ctrl-C reaches the worker and the master, and the master then sends
+    # SIGQUIT: each would end this drain half-way. The master's SIGKILL after
+    # graceful_timeout still bounds it.
+    for stop_signal in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.SIG_IGN)
     for parts in _WORKER_PARTS:
         interrupted = parts.service.shutdown(TURN_GRACE_S)
         if interrupted:
