@@ -263,6 +263,8 @@ def main() -> None:
         print(f"{name:34} {ours:12.0f} {floor:11.0f} {ours / floor:7.2f}")
 
     page_data.SHARED = page_data.PageData(engine)
+    # Time the reports themselves, not a run shared from the previous call.
+    shared_s, page_data.SHARE_RESULTS_S = page_data.SHARE_RESULTS_S, 0.0
     print()
     for range_key in ("24h", "30d"):
         started = time.perf_counter()
@@ -272,6 +274,7 @@ def main() -> None:
         print(
             f"dashboard first render ({range_key}): {first:.0f} ms, warm {again:.0f} ms"
         )
+    page_data.SHARE_RESULTS_S = shared_s
     if Path(args.chromium).is_file():
         paint = browser_first_paint(args.chromium)
         print(f"dashboard first paint in chromium (24h): {paint:.0f} ms")
