@@ -14,6 +14,8 @@ DEFAULT_ROTATION_GRACE_S = 5.0
 DEFAULT_MAX_RECEIVE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_PENDING_MESSAGES = 4096
 DEFAULT_TABLE_CACHE_TTL_S = 30.0
+# How often an open stream asks whether its table was dropped or recreated.
+DEFAULT_TABLE_CHECK_INTERVAL_S = 5.0
 MIN_RECEIVE_BYTES = 16 * 1024 * 1024
 
 
@@ -33,6 +35,7 @@ class IngestSettings:
     max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
     max_pending_messages: int = DEFAULT_MAX_PENDING_MESSAGES
     table_cache_ttl_s: float = DEFAULT_TABLE_CACHE_TTL_S
+    table_check_interval_s: float = DEFAULT_TABLE_CHECK_INTERVAL_S
     stream_events: bool = True
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class IngestSettings:
                 f"max_receive_bytes must be at least {MIN_RECEIVE_BYTES} (16 MiB): "
                 f"the SDK sends messages of up to 10,420,224 bytes"
             )
+        if self.table_check_interval_s <= 0:
+            raise ConfigError("table_check_interval_s must be positive")
         if self.max_pending_messages < 1:
             raise ConfigError("max_pending_messages must be at least 1")
         if not self.tls and not config.is_loopback(self.host):

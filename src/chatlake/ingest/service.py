@@ -126,6 +126,7 @@ class Stream:
         self._slots = asyncio.Semaphore(self.settings.max_pending_messages)
         self._write_lock = asyncio.Lock()
         self._last_offset = -1
+        self._acked_offset = -1
 
     async def run(self) -> None:
         outcome: StreamRefused | None = None
@@ -252,12 +253,17 @@ class Stream:
         reader = asyncio.create_task(self._read_loop())
         acker = asyncio.create_task(self._ack_loop())
         rotation = asyncio.create_task(self._rotation_timer())
+        watch = asyncio.create_task(self._watch_table())
         try:
             done, _ = await asyncio.wait(
-                {reader, acker, rotation}, return_when=asyncio.FIRST_COMPLETED
+                {reader, acker, rotation, watch}, return_when=asyncio.FIRST_COMPLETED
             )
             if acker in done:
                 acker.result()  # a storage failure: raises
+            if watch in done:
+                # Messages not yet acked belong to a table that is gone: none
+                # of them is acked, so the client still holds them.
+                return watch.result()
             if self.rotating:
                 reader.cancel()
                 await rotation  # the close signal goes out before the status
@@ -270,9 +276,9 @@ class Stream:
             await acker
             return outcome
         finally:
-            for task in (reader, acker, rotation):
+            for task in (reader, acker, rotation, watch):
                 task.cancel()
-            await asyncio.gather(reader, acker, rotation, return_exceptions=True)
+            await asyncio.gather(reader, acker, rotation, watch, return_exceptions=True)
             metrics.OPEN_STREAMS.labels(self._name).dec()
 
     async def _read_loop(self) -> None:
@@ -389,6 +395,7 @@ class Stream:
             # wait() rather than await: cancelling the acker must not cancel a write.
             await asyncio.wait({self._inflight[0][1]})
             last = self._take_done()
+            self._acked_offset = max(self._acked_offset, last)
             await self._write(
                 pb.EphemeralStreamResponse(
                     ingest_record_response=pb.IngestRecordResponse(
@@ -420,6 +427,34 @@ class Stream:
             self._counters[1].inc(count)
             self._counters[2].inc(size)
         return last
+
+    async def _watch_table(self) -> StreamRefused:
+        """Return the refusal that ends the stream once its table is dropped.
+
+        Dropping a table (and creating one of the same name) while a stream
+        is open would otherwise keep acking rows the new table refuses.
+        """
+        interval_s = self.settings.table_check_interval_s
+        name = self._name
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                info = await self.service.tables.get(name, max_age_s=interval_s)
+            except StreamRefused as refused:
+                if refused.code != grpc.StatusCode.NOT_FOUND:
+                    continue  # catalog unreachable: keep serving, ask again
+                return StreamRefused(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"table {name} was dropped while this stream was open; "
+                    f"messages after offset {self._acked_offset} were not acked",
+                )
+            if info.table_id != self.table.table_id:
+                return StreamRefused(
+                    grpc.StatusCode.ABORTED,
+                    f"table {name} was dropped and created again while this "
+                    f"stream was open; messages after offset {self._acked_offset} "
+                    f"were not acked; open a new stream for the new table",
+                )
 
     async def _rotation_timer(self) -> None:
         """Announce the rotation, then stop taking messages at once.

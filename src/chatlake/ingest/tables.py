@@ -36,6 +36,7 @@ class TableInfo:
     columns: tuple[Column, ...]
     stamped: frozenset[str]
     target: TableTarget
+    table_id: str | None = None  # changes when the table is dropped and recreated
 
 
 def table_info(info: dict[str, Any]) -> TableInfo:
@@ -57,7 +58,7 @@ def table_info(info: dict[str, Any]) -> TableInfo:
         schema=arrow_schema(list(columns)),
         dedupe_key=dedupe_key if dedupe_key in names else None,
     )
-    return TableInfo(full_name, columns, stamped, target)
+    return TableInfo(full_name, columns, stamped, target, info.get("table_id"))
 
 
 class TableDirectory:
@@ -84,9 +85,11 @@ class TableDirectory:
                 )
             return self._client
 
-    async def get(self, full_name: str) -> TableInfo:
+    async def get(self, full_name: str, max_age_s: float | None = None) -> TableInfo:
+        """The table's info, from the cache if younger than the TTL or max_age_s."""
+        ttl_s = self.ttl_s if max_age_s is None else min(self.ttl_s, max_age_s)
         cached = self._cache.get(full_name)
-        if cached and time.monotonic() - cached[0] < self.ttl_s:
+        if cached and time.monotonic() - cached[0] < ttl_s:
             return cached[1]
         info = await asyncio.to_thread(self._fetch, full_name)
         self._cache[full_name] = (time.monotonic(), info)
