@@ -16,6 +16,7 @@ import pytest
 
 from chatlake import up as up_module
 from chatlake.catalog.bootstrap import read_env_file
+from chatlake.catalog.client import CatalogClient
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 120.0
@@ -65,6 +66,8 @@ class Up:
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, "CHATLAKE_LOG_LEVEL": "INFO"},
+            # Its own process group, like a shell job, for a terminal's Ctrl-C.
+            start_new_session=True,
         )
 
     @property
@@ -86,6 +89,11 @@ class Up:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(STOP_TIMEOUT_S)
 
+    def interrupt(self) -> int:
+        """Ctrl-C as a terminal sends it: SIGINT to the whole foreground group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(STOP_TIMEOUT_S)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -96,6 +104,15 @@ class Up:
 def child_pids(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(child) for child in text.split()]
+
+
+def alive(pid: int) -> bool:
+    """True for a running process (a zombie no one reaps has stopped running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def command_line(pid: int) -> str:
@@ -172,19 +189,30 @@ def test_up_bootstraps_stops_cleanly_restarts_and_recovers_lost_app_env(tmp_path
         assert again["DATABRICKS_CLIENT_SECRET"] == env["DATABRICKS_CLIENT_SECRET"]
         assert again["ZEROBUS_HOST"] == second.catalog_url
         assert sdk_token(second.catalog_url, again).status_code == 200
-        assert second.stop() == 0
+        with CatalogClient.local_admin(second.catalog_url, data_dir) as admin:
+            admin.grant("CREATE SCHEMA", "catalog", "main", "app")
+        assert second.interrupt() == 0
+        assert "Aborted!" not in second.output()
+        assert "stopped catalog" in second.output()
     finally:
         second.kill()
 
-    # Losing app.env means losing the secret: the app principal is made anew.
+    # Losing app.env means losing the secret: the app principal gets a new one
+    # and keeps its client id and every grant.
     (data_dir / "app.env").unlink()
     third = Up(data_dir, tmp_path / "third.log")
     try:
         third.wait_up()
         new = read_env_file(data_dir / "app.env")
-        assert new["DATABRICKS_CLIENT_ID"] != env["DATABRICKS_CLIENT_ID"]
+        assert new["DATABRICKS_CLIENT_ID"] == env["DATABRICKS_CLIENT_ID"]
+        assert new["DATABRICKS_CLIENT_SECRET"] != env["DATABRICKS_CLIENT_SECRET"]
         assert sdk_token(third.catalog_url, new).status_code == 200
         assert sdk_token(third.catalog_url, env).status_code == 401
+        with CatalogClient.local_admin(third.catalog_url, data_dir) as admin:
+            kept = admin.permissions("catalog", "main")["privilege_assignments"]
+        assert kept == [
+            {"principal": "app", "privileges": ["CREATE SCHEMA", "USE CATALOG"]}
+        ]
 
         # When one part dies, up stops the others and exits non-zero.
         children = child_pids(third.process.pid)
@@ -197,29 +225,82 @@ def test_up_bootstraps_stops_cleanly_restarts_and_recovers_lost_app_env(tmp_path
         third.kill()
 
 
+def run_up(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chatlake", "up", *args],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+    )
+
+
 def test_up_fails_clearly_when_the_catalog_port_is_taken(tmp_path):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "chatlake",
-                "up",
-                "--data-dir",
-                str(tmp_path / "d"),
-                "--catalog-port",
-                str(port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-        )
+        result = run_up("--data-dir", str(tmp_path / "d"), "--catalog-port", str(port))
 
     assert result.returncode == 1
-    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use" in (
-        result.stderr
+    assert result.stderr == (
+        f"Error: port {port} is in use; is chatlake already running? Stop it, "
+        f"or pick another --catalog-port\n"
     )
-    assert "Error: catalog exited with code 1 during start-up" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_up_refuses_one_port_for_two_parts(tmp_path):
+    port = str(free_port())
+    result = run_up(
+        "--data-dir", str(tmp_path / "d"), "--catalog-port", port, "--ingest-port", port
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: --catalog-port and --ingest-port are both {port}; "
+        f"give each part its own port\n"
+    )
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "data_dir, reason",
+    [("/proc/nope", "No such file or directory"), ("/dev/null/x", "Not a directory")],
+)
+def test_up_names_a_data_dir_it_cannot_create(data_dir, reason):
+    flags = [
+        a for name in up_module.PORTS for a in (f"--{name}-port", str(free_port()))
+    ]
+    result = run_up("--data-dir", data_dir, *flags)
+
+    assert result.returncode == 1
+    assert result.stderr == f"Error: cannot create data dir {data_dir}: {reason}\n"
+
+
+def test_a_second_up_is_refused_and_children_die_with_up(tmp_path):
+    data_dir = tmp_path / "data"
+    first = Up(data_dir, tmp_path / "first.log")
+    try:
+        first.wait_up()
+        app_env = (data_dir / "app.env").read_bytes()
+        flags = [a for n, p in first.ports.items() for a in (f"--{n}-port", str(p))]
+
+        second = run_up("--data-dir", str(data_dir), *flags)
+
+        assert second.returncode == 1
+        assert "is in use; is chatlake already running?" in second.stderr
+        assert len(second.stderr.splitlines()) == 1
+        assert (data_dir / "app.env").read_bytes() == app_env
+
+        children = child_pids(first.process.pid)
+        assert len(children) >= 3  # catalog, ingest, app (and the demo model)
+        first.process.kill()  # no chance to stop its children itself
+        first.process.wait()
+        wait_for(
+            lambda: not [pid for pid in children if alive(pid)],
+            STOP_TIMEOUT_S,
+            "the children to die with chatlake up",
+        )
+        assert not catalog_answers(first.catalog_url)
+    finally:
+        first.kill()
