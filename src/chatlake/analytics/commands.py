@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +33,8 @@ ENV_TIMEOUT_S = "CHATLAKE_SQL_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 300.0
 # Exit status of a command stopped by Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
+SIGNAL_CHECK_S = 0.1
+STOP_WAIT_S = 5.0
 
 T = TypeVar("T")
 
@@ -95,6 +99,15 @@ class Interrupted(click.ClickException):
     exit_code = EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def stopped_by_ctrl_c() -> Iterator[None]:
+    """Ctrl-C while connecting or printing: the same one line and status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted (Ctrl-C)") from None
+
+
 def interruptible(engine: SqlEngine, work: Callable[[], T]) -> T:
     """``work()`` in a worker thread, so that Ctrl-C stops its query at once.
 
@@ -112,11 +125,20 @@ def interruptible(engine: SqlEngine, work: Callable[[], T]) -> T:
     worker = threading.Thread(target=run, name="chatlake-query", daemon=True)
     worker.start()
     try:
-        worker.join()
+        # A short wait, repeated: SIGINT may reach one of DuckDB's threads, and
+        # then only a wait that ends lets the main thread run Python's handler.
+        while worker.is_alive():
+            worker.join(SIGNAL_CHECK_S)
     except KeyboardInterrupt:
         engine.interrupt()
-        worker.join(timeout=5.0)
-        raise Interrupted("interrupted (Ctrl-C): query stopped") from None
+        worker.join(timeout=STOP_WAIT_S)
+        stopped = "query stopped" if not worker.is_alive() else "query did not stop"
+        click.echo(f"Error: interrupted (Ctrl-C): {stopped}", err=True)
+        # Leave without the interpreter's teardown: DuckDB may still be
+        # unwinding the interrupted query in its threads, and tearing down
+        # under it can abort the process.
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -146,9 +168,10 @@ def sql(query, script, fmt, as_json, **connection):
     if (query is None) == (script is None):
         raise click.UsageError("give a QUERY or --file, exactly one")
     text = query if query is not None else script.read()
-    with _engine(**connection) as engine:
-        results = interruptible(engine, lambda: engine.run_script(text))
-    output.render(results, "json" if as_json else fmt)
+    with stopped_by_ctrl_c():
+        with _engine(**connection) as engine:
+            results = interruptible(engine, lambda: engine.run_script(text))
+        output.render(results, "json" if as_json else fmt)
 
 
 @click.command()
@@ -198,14 +221,15 @@ def report(name, last, since, until, show_sql, fmt, as_json, **options):
         click.echo(reports.report_sql(reports.get_report(name), tables))
         return
     start, end = timerange.window(since, until, last)
-    with _engine(**options) as engine:
-        result = interruptible(
-            engine,
-            lambda: reports.run_report(
-                engine, name, tables=tables, since=start, until=end
-            ),
-        )
-    output.render([result], fmt)
+    with stopped_by_ctrl_c():
+        with _engine(**options) as engine:
+            result = interruptible(
+                engine,
+                lambda: reports.run_report(
+                    engine, name, tables=tables, since=start, until=end
+                ),
+            )
+        output.render([result], fmt)
 
 
 def _list_reports(fmt: str) -> None:

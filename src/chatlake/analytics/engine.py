@@ -45,6 +45,7 @@ _DUCKDB_CONFIG = {
     "autoload_known_extensions": False,
 }
 MAX_DATABASES = 8
+INTERRUPT_REPEAT_S = 0.05
 
 
 class SqlEngine:
@@ -66,7 +67,8 @@ class SqlEngine:
         self._resolver = _as_resolver(source)
         self._owns_source = owns_source
         self._timeout_s = timeout_s
-        self._running: set[duckdb.DuckDBPyConnection] = set()
+        # Each running statement's cursor, and the event set when it ends.
+        self._running: dict[duckdb.DuckDBPyConnection, threading.Event] = {}
         self._running_lock = threading.Lock()
         self._interrupted = False
         self._databases: dict[frozenset[str], duckdb.DuckDBPyConnection] = {}
@@ -86,8 +88,13 @@ class SqlEngine:
         """Stop every statement, running or yet to run: QueryInterruptedError."""
         with self._running_lock:
             self._interrupted = True
-            for cursor in self._running:
-                cursor.interrupt()
+            for cursor, finished in self._running.items():
+                with contextlib.suppress(duckdb.Error):  # it may just have ended
+                    cursor.interrupt()
+                # Not a daemon: one killed inside DuckDB at exit aborts the process.
+                threading.Thread(
+                    target=_keep_interrupting, args=(cursor, finished)
+                ).start()
 
     def __enter__(self) -> SqlEngine:
         return self
@@ -165,13 +172,14 @@ class SqlEngine:
         with self._running_lock:
             if self._interrupted:
                 raise QueryInterruptedError("query interrupted")
-            self._running.add(cursor)
+            finished = self._running[cursor] = threading.Event()
         expired = threading.Event()
         timer = None
         if self._timeout_s is not None:
-            timer = threading.Timer(self._timeout_s, _expire, (cursor, expired))
-            timer.daemon = True
-            timer.start()
+            timer = threading.Timer(
+                self._timeout_s, _expire, (cursor, expired, finished)
+            )
+            timer.start()  # not a daemon either; cancelled when the statement ends
         try:
             yield
         except QueryInterruptedError:
@@ -182,7 +190,8 @@ class SqlEngine:
             raise
         finally:
             with self._running_lock:
-                self._running.discard(cursor)
+                del self._running[cursor]
+            finished.set()
             if timer is not None:
                 timer.cancel()
 
@@ -302,10 +311,24 @@ class _WrongTypes(QueryError):
     """DuckDB refused the types of an expression (binder or conversion error)."""
 
 
-def _expire(cursor: duckdb.DuckDBPyConnection, expired: threading.Event) -> None:
+def _expire(
+    cursor: duckdb.DuckDBPyConnection,
+    expired: threading.Event,
+    finished: threading.Event,
+) -> None:
     expired.set()
-    with contextlib.suppress(duckdb.Error):  # the statement may just have ended
-        cursor.interrupt()
+    _keep_interrupting(cursor, finished)
+
+
+def _keep_interrupting(
+    cursor: duckdb.DuckDBPyConnection, finished: threading.Event
+) -> None:
+    # DuckDB forgets an interrupt that comes before the statement starts to
+    # execute, so repeat it until the statement has ended.
+    while not finished.is_set():
+        with contextlib.suppress(duckdb.Error):  # it may just have ended
+            cursor.interrupt()
+        finished.wait(INTERRUPT_REPEAT_S)
 
 
 def _databricks_types(table: pa.Table) -> pa.Table:
