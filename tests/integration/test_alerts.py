@@ -377,3 +377,40 @@ def test_alerts_check_command_exits_1_when_a_rule_fires(catalog_server, tmp_path
         ("errors", "firing", 0.5, 2),
         ("latency", "ok", 495.0, 2),
     ]
+
+
+ALWAYS_FIRING = """
+webhook_url = "{url}"
+[[rules]]
+name = "any turns"
+kind = "sql"
+sql = "SELECT count(*) FROM main.chatbot.chat_events"
+threshold = 3
+"""
+
+
+@pytest.mark.parametrize("webhook_up", [True, False])
+def test_alerts_run_once_fails_when_the_webhook_refuses(
+    catalog_server, tables, receiver, tmp_path, webhook_up
+):
+    url = f"{receiver.url}/hook"
+    if not webhook_up:
+        receiver.failures_left = 1
+    rules = tmp_path / "rules.toml"
+    rules.write_text(ALWAYS_FIRING.format(url=url))
+    options = ["--catalog-url", catalog_server.url]
+    options += ["--data-dir", str(catalog_server.data_dir)]
+
+    result = CliRunner().invoke(
+        main, ["alerts", "run", "--once", "--rules", str(rules), *options]
+    )
+
+    if webhook_up:
+        assert result.exit_code == 0, result.output
+        assert receiver.next_post()["state"] == "firing"
+    else:
+        assert result.exit_code == 1
+        assert result.output.splitlines()[-1] == (
+            f"Error: alert webhook {url} did not accept 1 notification(s) "
+            f"(any turns); --once does not retry"
+        )
