@@ -168,10 +168,25 @@ def _still_valid(client, previous: dict[str, str]) -> bool:
     wanted = previous.get("DATABRICKS_CLIENT_ID")
     if not wanted or not previous.get("DATABRICKS_CLIENT_SECRET"):
         return False
-    return any(
+    current = any(
         p["name"] == config.DEFAULT_PRINCIPAL and p["client_id"] == wanted
         for p in client.list_principals()
     )
+    secret = previous["DATABRICKS_CLIENT_SECRET"]
+    return current and _secret_works(client.base_url, wanted, secret)
+
+
+def _secret_works(url: str, client_id: str, secret: str) -> bool:
+    """False once the secret was rotated (``chatlake principals rotate-secret``)."""
+    from chatlake.catalog.client import CatalogClient
+    from chatlake.catalog.errors import Unauthenticated
+
+    with CatalogClient(url, client_id, secret) as app:
+        try:
+            app.token()
+        except Unauthenticated:
+            return False
+    return True
 
 
 # -- supervision -------------------------------------------------------------------
