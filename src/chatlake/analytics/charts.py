@@ -8,6 +8,7 @@ says so instead of blank axes.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -17,6 +18,8 @@ Figure = dict[str, Any]
 
 WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 _AXIS = {"gridcolor": "#e5e8ee", "zeroline": False}
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 def base(title: str, **layout: Any) -> Figure:
@@ -61,6 +64,29 @@ def _col(table: pa.Table, name: str) -> list:
     return table.column(name).to_pylist()
 
 
+def one_bucket_axis(figure: Figure, values: list, step: timedelta) -> Figure:
+    """Label a time axis holding a single bucket with that bucket alone.
+
+    Plotly pads one point by a fraction of a millisecond and labels the
+    axis 15:59:59.9996 ... 16:00:00.0004; a range of one step around it and
+    one tick read as the hour (or day) it is.
+    """
+    distinct = {value for value in values if value is not None}
+    if len(distinct) != 1:
+        return figure
+    (only,) = distinct
+    if not isinstance(only, datetime) and isinstance(only, date):
+        only = datetime.combine(only, time())
+    if not isinstance(only, datetime):
+        return figure
+    figure["layout"]["xaxis"].update(
+        range=[(only - step / 2).isoformat(), (only + step / 2).isoformat()],
+        tickvals=[only.isoformat()],
+        tickformat="%Y-%m-%d %H:%M" if step < DAY else "%Y-%m-%d",
+    )
+    return figure
+
+
 def messages(table: pa.Table) -> Figure:
     figure = base("Messages per hour")
     if table.num_rows == 0:
@@ -70,7 +96,7 @@ def messages(table: pa.Table) -> Figure:
         trace("bar", hours, _col(table, "messages"), "messages"),
         trace("scatter", hours, _col(table, "users"), "users", mode="lines"),
     ]
-    return figure
+    return one_bucket_axis(figure, hours, HOUR)
 
 
 def latency(table: pa.Table) -> Figure:
@@ -88,7 +114,7 @@ def latency(table: pa.Table) -> Figure:
         trace("scatter", hours, _col(table, column), label, mode="lines+markers")
         for column, label in series
     ]
-    return figure
+    return one_bucket_axis(figure, hours, HOUR)
 
 
 def error_rate(table: pa.Table) -> Figure:
@@ -105,7 +131,7 @@ def error_rate(table: pa.Table) -> Figure:
         )
     ]
     figure["layout"]["yaxis"].update(tickformat=".0%", rangemode="tozero")
-    return figure
+    return one_bucket_axis(figure, _col(table, "hour"), HOUR)
 
 
 def error_types(table: pa.Table) -> Figure:
@@ -144,7 +170,7 @@ def feedback_by_day(table: pa.Table) -> Figure:
         )
     ]
     figure["layout"]["yaxis"].update(tickformat=".0%", range=[0, 1.05])
-    return figure
+    return one_bucket_axis(figure, _col(table, "day"), DAY)
 
 
 def tokens(table: pa.Table) -> Figure:
@@ -202,7 +228,7 @@ def sessions(table: pa.Table) -> Figure:
         ),
     ]
     figure["layout"]["yaxis2"] = {"overlaying": "y", "side": "right"}
-    return figure
+    return one_bucket_axis(figure, days, DAY)
 
 
 def stream_activity(table: pa.Table) -> Figure:
@@ -214,7 +240,7 @@ def stream_activity(table: pa.Table) -> Figure:
         figure["data"].append(
             trace("bar", _col(rows, "hour"), _col(rows, "events"), event)
         )
-    return figure
+    return one_bucket_axis(figure, _col(table, "hour"), HOUR)
 
 
 def bars(title: str, labels: list, values: list) -> Figure:

@@ -1,0 +1,45 @@
+"""A time axis with one bucket is labelled with that bucket, not milliseconds."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+
+from chatlake.analytics import charts
+
+HOUR = datetime(2026, 12, 4, 16, tzinfo=UTC)
+
+
+def test_one_hourly_bucket_gets_an_hour_wide_axis() -> None:
+    table = pa.table({"hour": [HOUR], "messages": [3], "users": [1]})
+
+    axis = charts.messages(table)["layout"]["xaxis"]
+
+    assert axis["range"] == ["2026-12-04T15:30:00+00:00", "2026-12-04T16:30:00+00:00"]
+    assert axis["tickvals"] == ["2026-12-04T16:00:00+00:00"]
+    assert axis["tickformat"] == "%Y-%m-%d %H:%M"
+
+
+def test_one_day_gets_a_day_wide_axis() -> None:
+    table = pa.table(
+        {"day": [date(2026, 12, 4)], "sessions": [2], "avg_turns_per_session": [1.5]}
+    )
+
+    axis = charts.sessions(table)["layout"]["xaxis"]
+
+    assert axis["range"] == ["2026-12-03T12:00:00", "2026-12-04T12:00:00"]
+    assert axis["tickvals"] == ["2026-12-04T00:00:00"]
+    assert axis["tickformat"] == "%Y-%m-%d"
+
+
+def test_several_buckets_keep_plotlys_own_axis() -> None:
+    later = HOUR.replace(hour=17)
+    table = pa.table({"hour": [HOUR, later], "messages": [3, 4], "users": [1, 2]})
+
+    figure = charts.messages(table)
+
+    assert "range" not in figure["layout"]["xaxis"]
+    assert "tickvals" not in figure["layout"]["xaxis"]
+    json.dumps(figure["layout"])  # the axis stays plain JSON
