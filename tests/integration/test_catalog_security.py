@@ -234,3 +234,15 @@ def test_cli_rotate_secret_and_force_flag_message(admin, catalog_server):
     assert "drop them first or pass --force" in refused.output
     assert "force=true" not in refused.output
     assert admin.list_tables("main", "chatbot")[0]["name"] == "t"
+
+
+def test_a_symlink_into_the_data_dir_is_refused(admin, catalog_server, tmp_path):
+    link = tmp_path / "innocent"
+    link.symlink_to(catalog_server.data_dir / "catalog")
+
+    with pytest.raises(CatalogError) as refused:
+        admin.create_table("main.chatbot.e3", COLUMNS, storage_location=link.as_uri())
+
+    assert refused.value.status == 400
+    assert "overlaps the chatlake data directory" in refused.value.message
+    assert not (catalog_server.data_dir / "catalog" / "_delta_log").exists()
