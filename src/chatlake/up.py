@@ -394,6 +394,12 @@ def run(ctx: UpContext) -> int:
             supervisor.start(service)
         _summary(ctx, started)
         return supervisor.watch()
+    except UpError:
+        if not supervisor.stopping.is_set():
+            raise
+        # Ctrl-C while starting is a request, not a failure.
+        logger.info("stopped during start-up")
+        return 0
     finally:
         supervisor.stop_all()
         _restore_signal_handlers(previous)

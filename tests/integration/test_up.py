@@ -277,6 +277,25 @@ def test_up_names_a_data_dir_it_cannot_create(data_dir, reason):
     assert result.stderr == f"Error: cannot create data dir {data_dir}: {reason}\n"
 
 
+def test_ctrl_c_while_starting_stops_cleanly(tmp_path):
+    starting = Up(tmp_path / "data", tmp_path / "up.log")
+    try:
+        wait_for(
+            lambda: "starting catalog" in starting.output(),
+            START_TIMEOUT_S,
+            "the catalog to start",
+            starting.process,
+        )
+        children = child_pids(starting.process.pid)
+
+        assert starting.interrupt() == 0
+        assert "Aborted!" not in starting.output()
+        assert "Error" not in starting.output()
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        starting.kill()
+
+
 def test_a_second_up_is_refused_and_children_die_with_up(tmp_path):
     data_dir = tmp_path / "data"
     first = Up(data_dir, tmp_path / "first.log")
