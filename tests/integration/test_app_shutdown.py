@@ -92,7 +92,7 @@ def test_a_turn_cut_by_stopping_the_app_is_stored_and_spooled_as_interrupted(
             "SELECT status, error_type, assistant_message FROM turns WHERE id=?",
             (turn_id,),
         ).fetchone()
-    assert stored[:2] == ("error", "interrupted")
+    assert stored[:2] == ("error", "interrupted"), app.log()
     (event,) = spooled_turns(tmp_path / "spool")
     assert (event.telemetry_id, event.status) == (turn_id, "error")
     assert event.error_type == "interrupted"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 
 from gunicorn.app.base import BaseApplication
+
+logger = logging.getLogger(__name__)
 
 
 class GunicornServer(BaseApplication):
@@ -24,6 +28,7 @@ class GunicornServer(BaseApplication):
             "preload_app": False,
             # One shared control socket in $HOME would make two apps collide.
             "control_socket_disable": True,
+            "post_worker_init": _install_quit_handler,
             "worker_exit": _close_worker_parts,
         }
         self._data_dir = data_dir
@@ -51,14 +56,46 @@ TURN_GRACE_S = 3.0
 TELEMETRY_CLOSE_S = 4.0
 
 
-def _close_worker_parts(server, worker) -> None:
-    # Ctrl-C reaches the worker and the master, and the master then sends
-    # SIGQUIT: each would end this drain half-way. The master's SIGKILL after
-    # graceful_timeout still bounds it.
+def _install_quit_handler(worker) -> None:
+    """Replaces the worker's SIGINT/SIGQUIT handler with one that takes no lock.
+
+    Ctrl-C sends SIGINT to the worker and the master, and the master then sends
+    SIGQUIT. gunicorn's own handler shuts its thread pool down, taking a lock; a
+    second signal arriving inside it runs the handler again on the same thread,
+    which waits for that lock forever, until the master's SIGKILL: the exit hook
+    never runs and running turns vanish.
+    """
+
+    def quit_now(signum, frame) -> None:
+        worker.alive = False
+        _ignore_stop_signals()
+        sys.exit(0)  # unwinds to gunicorn, which then runs the exit hook
+
+    for stop_signal in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(stop_signal, quit_now)
+
+
+def _ignore_stop_signals() -> None:
+    """While the worker drains, further stop signals are ignored.
+
+    The master's SIGKILL after graceful_timeout still bounds the drain. A no-op
+    handler, not SIG_IGN: a signal already caught but not yet handled would
+    then raise OSError ("ignored due to race condition") inside the drain.
+    """
     for stop_signal in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
-        signal.signal(stop_signal, signal.SIG_IGN)
+        signal.signal(stop_signal, _ignore)
+
+
+def _ignore(signum, frame) -> None:
+    logger.debug("signal %d ignored while the worker drains", signum)
+
+
+def _close_worker_parts(server, worker) -> None:
+    _ignore_stop_signals()
     for parts in _WORKER_PARTS:
+        logger.info("worker %d stopping: settling turns, then telemetry", worker.pid)
         interrupted = parts.service.shutdown(TURN_GRACE_S)
         if interrupted:
-            server.log.warning("%d running turns ended as interrupted", interrupted)
+            logger.warning("%d running turns ended as interrupted", interrupted)
         parts.service.telemetry.close(TELEMETRY_CLOSE_S)
+        logger.info("worker %d stopped", worker.pid)
