@@ -81,6 +81,11 @@ def test_answer_streams_renders_markdown_and_survives_reload(page, chat_url):
     done.locator(".rate.up").click()
     expect(done.locator(".rate-note")).to_have_text("rated helpful")
     expect(done.locator(".rate.up")).to_have_class(re.compile(r"\bactive\b"))
+    comment = done.locator(".comment input")
+    expect(comment).to_have_attribute("maxlength", "2000")
+    expect(comment).to_have_attribute(
+        "placeholder", "Optional comment (up to 2000 characters)"
+    )
     done.locator(".comment input").fill("clear and short")
     done.locator(".comment-send").click()
     expect(done.locator(".rate-note")).to_have_text("rated helpful with a comment")
