@@ -226,3 +226,15 @@ def test_up_starts_the_demo_model_only_when_no_endpoint_is_configured(
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
     assert up_parts.model_service(ctx) is None
     assert up_parts.model_env(ctx) == {}
+
+
+def test_up_children_keep_the_sdk_at_warnings_unless_rust_log_is_set(
+    tmp_path, monkeypatch
+):
+    from chatlake.up import UpContext, _child_env
+
+    ctx = UpContext(tmp_path, {"catalog": 1})
+    monkeypatch.delenv("RUST_LOG", raising=False)
+    assert _child_env(ctx)["RUST_LOG"] == "warn"
+    monkeypatch.setenv("RUST_LOG", "info")
+    assert _child_env(ctx)["RUST_LOG"] == "info"

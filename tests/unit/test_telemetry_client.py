@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -381,3 +382,15 @@ def test_an_unusable_spool_directory_is_reported_and_track_still_returns(
     assert client.metrics()["dropped_queue"] == 3
     assert client.flush(0.2) is False
     client.close(timeout_s=0.5)
+
+
+def test_track_cleans_or_counts_invalid_text_and_never_raises(client, factory):
+    other = "main.chatbot.notes"
+    client.track(other, {"text": "half \ud83d pair"})
+    client.track(other, {"bad \udfff key": 1})
+    client.track(other, {"raw": b"\xff\xfe"})
+    assert client.flush(10)
+    (payload,) = factory.payloads(other)
+    assert json.loads(payload) == {"text": "half \ufffd pair"}
+    assert client.metrics()["invalid"] == 2
+    assert client.metrics()["tracked"] == 3
