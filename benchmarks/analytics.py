@@ -32,6 +32,7 @@ from chatlake.analytics.engine import SqlEngine, prepare
 from chatlake.analytics.resolver import StaticResolver
 from chatlake.analytics.testing import table_schema
 from chatlake.app import dashboard
+from chatlake.app.testing import CHROMIUM_ARGS
 from chatlake.chat_tables import CHAT_EVENTS, FEEDBACK
 
 EVENTS = reports.DEFAULT_CHAT_EVENTS
@@ -168,17 +169,6 @@ def floor_runner(paths: dict[str, Path], sql: str, params: dict):
     sql_text = prepared.fast_sql or prepared.duckdb_sql
     return lambda: connection.sql(sql_text, params=bound).to_arrow_table()
 
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def browser_first_paint(chromium: str) -> float:

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from chatlake.app.testing import CHROMIUM_ARGS
 
 
 def pytest_collection_modifyitems(items):
