@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import sys
@@ -25,6 +24,7 @@ from chatlake.analytics.connect import (
 )
 from chatlake.analytics.engine import SqlEngine
 from chatlake.analytics.errors import AnalyticsError
+from chatlake.cli_options import json_option, option_group
 from chatlake.config import ENV_CATALOG_URL, ENV_DATA_DIR
 
 log = logging.getLogger(__name__)
@@ -39,55 +39,59 @@ STOP_WAIT_S = 5.0
 T = TypeVar("T")
 
 
-def connection_options(command):
-    """The options every command that reads tables shares."""
-    options = [
-        click.option(
-            "--catalog-url",
-            envvar=ENV_CATALOG_URL,
-            help="Catalog base URL [default: http://127.0.0.1:8080].",
-        ),
-        click.option(
-            "--data-dir",
-            envvar=ENV_DATA_DIR,
-            type=click.Path(file_okay=False),
-            help="Data directory holding the local admin credentials "
-            "[default: ./.chatlake].",
-        ),
-        click.option(
-            "--client-id",
-            envvar=ENV_CLIENT_ID,
-            help="Principal to query as (needs SELECT) [default: local admin].",
-        ),
-        click.option(
-            "--client-secret",
-            envvar=ENV_CLIENT_SECRET,
-            help=f"Secret of --client-id; better given as ${ENV_CLIENT_SECRET}.",
-        ),
-        click.option(
-            "--timeout-s",
-            envvar=ENV_TIMEOUT_S,
-            type=click.FloatRange(min=0, min_open=True),
-            default=DEFAULT_TIMEOUT_S,
-            show_default=True,
-            help=f"Stop a statement running longer than this (${ENV_TIMEOUT_S}).",
-        ),
-    ]
-    return functools.reduce(lambda c, option: option(c), reversed(options), command)
+# The options every command that reads tables shares.
+connection_options = option_group(
+    click.option(
+        "--catalog-url",
+        envvar=ENV_CATALOG_URL,
+        help="Catalog base URL [default: http://127.0.0.1:8080].",
+    ),
+    click.option(
+        "--data-dir",
+        envvar=ENV_DATA_DIR,
+        type=click.Path(file_okay=False),
+        help="Data directory holding the local admin credentials "
+        "[default: ./.chatlake].",
+    ),
+    click.option(
+        "--client-id",
+        envvar=ENV_CLIENT_ID,
+        help="Principal to query as (needs SELECT) [default: local admin].",
+    ),
+    click.option(
+        "--client-secret",
+        envvar=ENV_CLIENT_SECRET,
+        help=f"Secret of --client-id; better given as ${ENV_CLIENT_SECRET}.",
+    ),
+    click.option(
+        "--timeout-s",
+        envvar=ENV_TIMEOUT_S,
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_TIMEOUT_S,
+        show_default=True,
+        help=f"Stop a statement running longer than this (${ENV_TIMEOUT_S}).",
+    ),
+)
 
-
-def format_options(command):
-    command = click.option(
-        "--json", "as_json", is_flag=True, help="Same as --format json."
-    )(command)
-    return click.option(
+format_options = option_group(
+    click.option(
         "--format",
         "fmt",
         type=click.Choice(output.FORMATS),
         default="table",
         show_default=True,
         help="Output format.",
-    )(command)
+    ),
+    json_option("Same as --format json."),
+)
+
+rules_option = click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The alert rules file (TOML).",
+)
 
 
 def _engine(catalog_url, data_dir, client_id, client_secret, timeout_s):
@@ -259,13 +263,7 @@ def _check_delivered(monitor, webhook_url: str | None) -> None:
 
 
 @alerts.command("check")
-@click.option(
-    "--rules",
-    "rules_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The alert rules file (TOML).",
-)
+@rules_option
 @format_options
 @connection_options
 def alerts_check(rules_path, fmt, as_json, **connection):
@@ -285,13 +283,7 @@ def alerts_check(rules_path, fmt, as_json, **connection):
 
 
 @alerts.command("run")
-@click.option(
-    "--rules",
-    "rules_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The alert rules file (TOML).",
-)
+@rules_option
 @click.option("--once", is_flag=True, help="Evaluate once, notify, and exit.")
 @connection_options
 def alerts_run(rules_path, once, **connection):

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from chatlake import config, logs
+from chatlake.cli_options import PORT, env_file_option, json_option, listen_options
 from chatlake.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -54,14 +55,11 @@ def _app_port(port: int | None) -> int:
 
 
 @click.command()
-@click.option(
-    "--host", default=config.DEFAULT_HOST, show_default=True, help="Address to bind."
-)
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=None,
-    help="Port (default: $DATABRICKS_APP_PORT, else 8050).",
+@listen_options(
+    host_help="Address to bind.",
+    port=None,
+    port_help="Port (default: $DATABRICKS_APP_PORT, else 8050).",
+    port_type=PORT,
 )
 @click.option(
     "--data-dir", default=None, help="Data directory (conversations live here)."
@@ -80,12 +78,7 @@ def _app_port(port: int | None) -> int:
     show_default=True,
     help="Threads per worker.",
 )
-@click.option(
-    "--env-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="KEY=VALUE file to load first (for example <data dir>/app.env).",
-)
+@env_file_option("KEY=VALUE file to load first (for example <data dir>/app.env).")
 def serve(host, port, data_dir, workers, threads, env_file) -> None:
     """Serve the chatbot (Dash under gunicorn) on http://HOST:PORT/."""
     logs.configure()
@@ -110,18 +103,11 @@ def serve(host, port, data_dir, workers, threads, env_file) -> None:
 
 
 @click.command()
-@click.option(
-    "--host",
-    default=config.DEFAULT_HOST,
-    show_default=True,
-    help="Address to bind (loopback only).",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=config.DEFAULT_MODEL_PORT,
-    show_default=True,
-    help="Port to listen on.",
+@listen_options(
+    host_help="Address to bind (loopback only).",
+    port=config.DEFAULT_MODEL_PORT,
+    port_help="Port to listen on.",
+    port_type=PORT,
 )
 @click.option(
     "--token-delay-ms",
@@ -178,11 +164,8 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
     help="Turns per user.",
 )
 @click.option("--data-dir", default=None, help="Data directory.")
-@click.option(
-    "--env-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="KEY=VALUE file to load first (default: <data dir>/app.env if present).",
+@env_file_option(
+    "KEY=VALUE file to load first (default: <data dir>/app.env if present)."
 )
 @click.option(
     "--feedback-rate",
@@ -195,7 +178,7 @@ def model(host, port, token_delay_ms, first_token_delay_ms, documents) -> None:
 @click.option(
     "--seed", type=int, default=None, help="Random seed, for repeatable runs."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None:
     """Drive simulated users through the app's backend so the tables get data."""
     logs.configure(os.environ.get(logs.ENV_LOG_LEVEL) or "WARNING")

@@ -21,6 +21,12 @@ from chatlake.catalog.client import CatalogClient
 from chatlake.catalog.config import DEFAULT_TOKEN_TTL_S, CatalogSettings
 from chatlake.catalog.errors import CatalogError
 from chatlake.catalog.privileges import normalize_securable_type
+from chatlake.cli_options import (
+    catalog_login_options,
+    data_dir_option,
+    json_option,
+    listen_options,
+)
 from chatlake.names import parse_table_name
 from chatlake.types import parse_columns
 
@@ -30,32 +36,10 @@ logger = logging.getLogger(__name__)
 # -- shared options ------------------------------------------------------------------
 
 
-def data_dir_option(function):
-    return click.option(
-        "--data-dir",
-        envvar=config.ENV_DATA_DIR,
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help=f"Data directory [env {config.ENV_DATA_DIR}; default ./.chatlake].",
-    )(function)
-
-
-def json_option(function):
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
-
-
 def client_options(function):
-    """Add the connection options and pass a ready CatalogClient as ``client``."""
+    """Add the login options and pass a ready CatalogClient as ``client``."""
 
-    @click.option(
-        "--catalog-url",
-        envvar=config.ENV_CATALOG_URL,
-        default=None,
-        help=f"Catalog URL [env {config.ENV_CATALOG_URL}; default http://127.0.0.1:8080].",
-    )
-    @data_dir_option
-    @click.option("--client-id", default=None, help="Act as this principal.")
-    @click.option("--client-secret", default=None, help="Secret of --client-id.")
+    @catalog_login_options
     @functools.wraps(function)
     def wrapper(catalog_url, data_dir, client_id, client_secret, **kwargs):
         client = _client(catalog_url, data_dir, client_id, client_secret)
@@ -110,18 +94,10 @@ def _properties(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("catalog")
 @data_dir_option
-@click.option(
-    "--host",
-    default=config.DEFAULT_HOST,
-    show_default=True,
-    help="Listen address; anything but loopback needs --tls-cert/--tls-key.",
-)
-@click.option(
-    "--port",
-    default=config.DEFAULT_CATALOG_PORT,
-    show_default=True,
-    type=int,
-    help="Listen port (0 picks a free one).",
+@listen_options(
+    host_help="Listen address; anything but loopback needs --tls-cert/--tls-key.",
+    port=config.DEFAULT_CATALOG_PORT,
+    port_help="Listen port (0 picks a free one).",
 )
 @click.option(
     "--token-ttl-s",
@@ -166,7 +142,7 @@ def catalogs() -> None:
 @click.argument("name")
 @click.option("--comment", default=None, help="A description.")
 @client_options
-@json_option
+@json_option()
 def catalogs_create(client, name, comment, as_json) -> None:
     """Create catalog NAME."""
     info = client.create_catalog(name, comment=comment)
@@ -175,7 +151,7 @@ def catalogs_create(client, name, comment, as_json) -> None:
 
 @catalogs.command("list")
 @client_options
-@json_option
+@json_option()
 def catalogs_list(client, as_json) -> None:
     """List the catalogs."""
     rows = client.list_catalogs()
@@ -226,7 +202,7 @@ def _split_schema(full_name: str) -> tuple[str, str]:
 @click.argument("full_name", metavar="CATALOG.SCHEMA")
 @click.option("--comment", default=None, help="A description.")
 @client_options
-@json_option
+@json_option()
 def schemas_create(client, full_name, comment, as_json) -> None:
     """Create schema CATALOG.SCHEMA."""
     catalog, name = _split_schema(full_name)
@@ -237,7 +213,7 @@ def schemas_create(client, full_name, comment, as_json) -> None:
 @schemas.command("list")
 @click.argument("catalog")
 @client_options
-@json_option
+@json_option()
 def schemas_list(client, catalog, as_json) -> None:
     """List the schemas of CATALOG."""
     rows = client.list_schemas(catalog)
@@ -302,7 +278,7 @@ def tables() -> None:
     help="Create an EXTERNAL table at this file:// URI or absolute path.",
 )
 @client_options
-@json_option
+@json_option()
 def tables_create(
     client, name, columns, proto_file, message, types, props, comment, location, as_json
 ) -> None:
@@ -340,7 +316,7 @@ def _table_columns(columns, proto_file, message, types):
 @tables.command("list")
 @click.argument("full_name", metavar="CATALOG.SCHEMA")
 @client_options
-@json_option
+@json_option()
 def tables_list(client, full_name, as_json) -> None:
     """List the tables of CATALOG.SCHEMA."""
     catalog, schema = _split_schema(full_name)
@@ -354,7 +330,7 @@ def tables_list(client, full_name, as_json) -> None:
 @tables.command("describe")
 @click.argument("name", metavar="CATALOG.SCHEMA.TABLE")
 @client_options
-@json_option
+@json_option()
 def tables_describe(client, name, as_json) -> None:
     """Show a table's columns, location and properties."""
     info = client.get_table(name)
@@ -388,7 +364,7 @@ def tables_drop(client, name) -> None:
 @click.option("--catalog", default=config.DEFAULT_CATALOG, show_default=True)
 @click.option("--schema", default=config.DEFAULT_SCHEMA, show_default=True)
 @client_options
-@json_option
+@json_option()
 def tables_bootstrap(client, catalog, schema, as_json) -> None:
     """Create the catalog, schema and chat tables if they do not exist."""
     from chatlake.catalog.bootstrap import ensure_chat_tables
@@ -413,7 +389,7 @@ def principals() -> None:
 @principals.command("create")
 @click.argument("name")
 @client_options
-@json_option
+@json_option()
 def principals_create(client, name, as_json) -> None:
     """Create principal NAME; its secret is printed this once only."""
     info = client.create_principal(name)
@@ -428,7 +404,7 @@ def principals_create(client, name, as_json) -> None:
 
 @principals.command("list")
 @client_options
-@json_option
+@json_option()
 def principals_list(client, as_json) -> None:
     """List the service principals."""
     rows = client.list_principals()
@@ -438,7 +414,7 @@ def principals_list(client, as_json) -> None:
 @principals.command("rotate-secret")
 @click.argument("name")
 @client_options
-@json_option
+@json_option()
 def principals_rotate_secret(client, name, as_json) -> None:
     """Give principal NAME a new secret; the old one stops working at once.
 
@@ -521,7 +497,7 @@ def grants_revoke(client, words) -> None:
 @click.argument("kind", metavar="CATALOG|SCHEMA|TABLE")
 @click.argument("name")
 @client_options
-@json_option
+@json_option()
 def grants_list(client, kind, name, as_json) -> None:
     """List the privileges granted directly on one securable."""
     kind = normalize_securable_type(kind)

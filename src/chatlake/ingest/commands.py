@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from chatlake import config, logs
+from chatlake.cli_options import listen_options
 from chatlake.ingest.config import (
     DEFAULT_MAX_STREAM_AGE_S,
     DEFAULT_ROTATION_GRACE_S,
@@ -23,18 +24,10 @@ from chatlake.ingest.config import (
     default=None,
     help="Data directory (default $CHATLAKE_DATA_DIR or ./.chatlake).",
 )
-@click.option(
-    "--host",
-    default=config.DEFAULT_HOST,
-    show_default=True,
-    help="Address to listen on; anything but loopback needs --tls.",
-)
-@click.option(
-    "--port",
-    type=int,
-    default=config.DEFAULT_INGEST_PORT,
-    show_default=True,
-    help="gRPC port (0 picks a free one).",
+@listen_options(
+    host_help="Address to listen on; anything but loopback needs --tls.",
+    port=config.DEFAULT_INGEST_PORT,
+    port_help="gRPC port (0 picks a free one).",
 )
 @click.option(
     "--catalog-url",

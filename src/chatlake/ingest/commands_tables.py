@@ -7,7 +7,8 @@ import json
 
 import click
 
-from chatlake.catalog.commands import client_options, json_option, tables
+from chatlake.catalog.commands import client_options, tables
+from chatlake.cli_options import json_option
 from chatlake.names import parse_table_name
 
 
@@ -22,7 +23,7 @@ from chatlake.names import parse_table_name
 )
 @click.option("--no-vacuum", is_flag=True, help="Compact and checkpoint only.")
 @client_options
-@json_option
+@json_option()
 def optimize(client, name, retention_hours, no_vacuum, as_json) -> None:
     """Compact a table's small files, write a checkpoint, then vacuum.
 
