@@ -32,6 +32,7 @@ import httpx
 
 from chatlake import config, logs
 from chatlake.app import up_parts
+from chatlake.cli_options import PORT, data_dir_option
 from chatlake.errors import ChatlakeError
 from chatlake.ingest import up_parts as ingest_parts
 
@@ -422,7 +423,7 @@ def _port_options(function):
     for name, default in reversed(PORTS.items()):
         function = click.option(
             f"--{name}-port",
-            type=click.IntRange(1, 65535),
+            type=PORT,
             default=default,
             show_default=True,
             help=f"Port of the {name}.",
@@ -431,13 +432,7 @@ def _port_options(function):
 
 
 @click.command("up")
-@click.option(
-    "--data-dir",
-    envvar=config.ENV_DATA_DIR,
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"Data directory [env {config.ENV_DATA_DIR}; default ./.chatlake].",
-)
+@data_dir_option
 @_port_options
 def up(data_dir: Path | None, **ports: int) -> None:
     """Start the catalog and the other parts on this machine, and set them up.
