@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chatlake.analytics.testing import chat_rows, feedback_rows, write_table
+from chatlake.app import plotly_js
 from chatlake.app.testing import ChildProcess, free_port
 from chatlake.catalog.bootstrap import ensure_chat_tables
 from chatlake.chat_tables import CHAT_EVENTS, FEEDBACK, TableSpec
@@ -155,6 +156,9 @@ def test_dashboard_charts_follow_the_time_range(page, app_url) -> None:
         expect(page.locator(f"#chart-{graph}")).not_to_contain_text("no data")
     expect(page.locator("#table-recent tbody tr")).to_have_count(10)
     expect(page.locator("#dashboard-status .analytics-error")).to_have_count(0)
+    # The app serves plotly's cartesian build, not Dash's full one.
+    traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)")
+    assert set(traces) == plotly_js.CARTESIAN_TRACES
 
 
 def test_ingestion_page_shows_metrics_and_stream_events(page, app_url) -> None:

@@ -13,9 +13,6 @@ from chatlake.analytics.resolver import StaticResolver
 from chatlake.analytics.testing import write_known_tables
 from chatlake.app import dashboard
 
-PLOTLY_JS = "/_dash-component-suites/plotly/package_data/plotly.min.js"
-PRELOAD = f'<link rel="preload" as="script" href="{PLOTLY_JS}">'
-
 
 class CountingResolver(StaticResolver):
     """Counts table look-ups: one per table per query the engine runs."""
@@ -85,19 +82,13 @@ def test_the_layout_holds_the_default_range_drawn(resolver) -> None:
     assert resolver.lookups == len(dashboard.REPORT_NAMES) + 1
 
 
-def test_asking_for_the_page_starts_its_reports_and_plotly(resolver) -> None:
+def test_asking_for_the_page_starts_its_reports(resolver) -> None:
     app = dash.Dash(__name__, suppress_callback_exceptions=True)
     app.layout = dashboard.layout
     dashboard.register_callbacks(app)
     client = app.server.test_client()
 
-    page = client.get("/dashboard")
-    other = client.get("/")
-
-    assert page.status_code == 200
-    assert page.get_data(as_text=True).count(PRELOAD) == 1
-    assert PRELOAD not in other.get_data(as_text=True)
-    assert client.get(PLOTLY_JS).status_code == 200
+    assert client.get("/dashboard").status_code == 200
     # The layout request finds the prefetched run instead of starting another.
     assert client.get("/_dash-layout").status_code == 200
     assert resolver.lookups == len(dashboard.REPORT_NAMES) + 1

@@ -149,38 +149,17 @@ def register_callbacks(
 
 
 def register_prefetch(app: dash.Dash, page_paths: tuple[str, ...]) -> None:
-    """Start the page's slow parts as soon as the browser asks for the page.
+    """Start the default range's reports as soon as the browser asks for the page.
 
-    The default range's reports start running while the browser loads Dash's
-    scripts (layout() then picks up their results), and the page's head asks
-    the browser to fetch plotly.js (4.8 MB) right away instead of after the
-    layout has arrived and rendered.
+    They run while the browser loads Dash's scripts, and layout() then picks
+    up their results.
     """
-    plotly_js = (
-        f"{app.config.requests_pathname_prefix}"
-        "_dash-component-suites/plotly/package_data/plotly.min.js"
-    )
-    preload = f'<link rel="preload" as="script" href="{plotly_js}">'
 
     @app.server.before_request
     def prefetch_first_view():
         request = flask.request
         if request.method == "GET" and request.path in page_paths:
             page_data.SHARED.prefetch(REPORT_NAMES, page_data.DEFAULT_RANGE)
-
-    @app.server.after_request
-    def preload_plotly(response: flask.Response) -> flask.Response:
-        # Only where Dash serves plotly.js itself, as dcc.Graph then loads
-        # exactly this URL; the page is Dash's small index, never streamed.
-        if (
-            app.config.serve_locally
-            and flask.request.path in page_paths
-            and response.mimetype == "text/html"
-            and not response.direct_passthrough
-        ):
-            body = response.get_data(as_text=True)
-            response.set_data(body.replace("</head>", f"{preload}</head>", 1))
-        return response
 
 
 def register_refresh_control(app: dash.Dash, prefix: str) -> None:

@@ -17,7 +17,7 @@ import dash
 import flask
 from dash import Input, Output, dcc, html
 
-from chatlake.app import callbacks, layout
+from chatlake.app import callbacks, layout, plotly_js
 from chatlake.app.model_client import ModelClient
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
@@ -71,7 +71,9 @@ def create_app(parts: AppParts | None = None) -> dash.Dash:
     _install_identity(app.server)
     # Callback requests carry a question and a few ids; refuse anything huge.
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    plotly_js.use_cartesian_build(app)
     pages = _analytics_pages(app)
+    plotly_js.load_early(app, tuple(pages))
     app.layout = html.Div(
         [
             dcc.Location(id="url"),

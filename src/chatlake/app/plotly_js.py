@@ -1,0 +1,147 @@
+"""Give the charts plotly's cartesian build of plotly.js, when it is installed.
+
+dcc.Graph loads plotly.js from one fixed URL when the first chart mounts, and
+the browser parses all of it before drawing anything. Dash serves the full
+build there: 4.8 MB of script, most of it for maps, 3-D and other traces these
+pages never draw. Their charts are bar, scatter and heatmap traces, which
+plotly's cartesian build holds in 1.5 MB, and parsing it instead takes about
+0.7 s off the dashboard's first paint on this 2-core machine.
+
+`make` fetches that build from the npm registry into ``vendor/``, at the version
+of plotly.js the installed plotly package carries. The app answers the URL
+dcc.Graph loads with it; when it is missing, or of another version than the
+plotly package, the app keeps serving Dash's full build, as it does with
+``CHATLAKE_PLOTLY_BUILD=full`` (for charts of other trace types).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import dash
+import flask
+from plotly.offline import get_plotlyjs_version
+
+from chatlake.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_BUILD = "CHATLAKE_PLOTLY_BUILD"
+BUILDS = ("cartesian", "full")
+BUNDLE = Path(__file__).with_name("vendor") / "plotly-cartesian.min.js"
+# Where dcc.Graph fetches plotly.js when the app serves its scripts itself.
+DASH_PLOTLY_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
+# The traces the cartesian build registers (a browser test reads them from it).
+CARTESIAN_TRACES = frozenset(
+    {
+        "bar",
+        "box",
+        "contour",
+        "heatmap",
+        "histogram",
+        "histogram2d",
+        "histogram2dcontour",
+        "image",
+        "pie",
+        "scatter",
+        "scatterternary",
+        "violin",
+    }
+)
+_HEADER = re.compile(rb"plotly\.js \(cartesian - minified\) v(\S+)")
+
+
+def bundle_version(path: Path) -> str | None:
+    """The plotly.js version in the bundle's header, or None if it is not one."""
+    try:
+        with path.open("rb") as bundle:
+            head = bundle.read(256)
+    except OSError:
+        return None
+    match = _HEADER.search(head)
+    return match.group(1).decode() if match else None
+
+
+def wanted_build() -> str:
+    """The build $CHATLAKE_PLOTLY_BUILD asks for (cartesian by default)."""
+    build = os.environ.get(ENV_BUILD, "").strip().lower() or BUILDS[0]
+    if build not in BUILDS:
+        given = os.environ[ENV_BUILD]
+        raise ConfigError(f"{ENV_BUILD}={given!r}: expected one of {', '.join(BUILDS)}")
+    return build
+
+
+def use_cartesian_build(app: dash.Dash, bundle: Path = BUNDLE) -> bool:
+    """Serve ``bundle`` where dcc.Graph loads plotly.js; False if it can't be used."""
+    if wanted_build() == "full":
+        return False
+    if not app.config.serve_locally:
+        return False  # the charts load plotly.js from a CDN, not from this app
+    wanted = get_plotlyjs_version()
+    found = bundle_version(bundle)
+    if found != wanted:
+        log.info(
+            "charts load plotly's full build: %s %s (want cartesian v%s; "
+            "`make` fetches it)",
+            bundle,
+            f"holds v{found}" if found else "is missing or not plotly's",
+            wanted,
+        )
+        return False
+
+    path = f"{app.config.routes_pathname_prefix}{DASH_PLOTLY_PATH}"
+
+    @app.server.before_request
+    def serve_cartesian_build():
+        if flask.request.path == path:
+            return flask.send_file(bundle, mimetype="text/javascript")
+        return None
+
+    return True
+
+
+def load_early(app: dash.Dash, page_paths: tuple[str, ...]) -> None:
+    """Have the chart pages compile plotly.js while Dash starts and reports run.
+
+    Left to itself, dcc.Graph asks for plotly.js only once the layout holding
+    the first chart has arrived, then waits for it, then draws. On these pages
+    the page's head loads it as a deferred script instead, so the browser
+    fetches and compiles it during the callback that runs the reports.
+
+    A Graph mounting before that script has run would load plotly.js a second
+    time. dcc.Graph waits on ``window.Plotly`` when it finds it set, and
+    resolves it as a promise, so the head sets it to one that the script's
+    load settles; the script itself then replaces it with plotly.
+    """
+    if not app.config.serve_locally:
+        return
+    url = f"{app.config.requests_pathname_prefix}{DASH_PLOTLY_PATH}"
+    head = _EARLY_LOAD.replace("{url}", url)
+
+    @app.server.after_request
+    def add_plotly_to_head(response: flask.Response) -> flask.Response:
+        # The pages are Dash's small index document, never a streamed body.
+        if (
+            flask.request.path in page_paths
+            and response.mimetype == "text/html"
+            and not response.direct_passthrough
+        ):
+            body = response.get_data(as_text=True)
+            response.set_data(body.replace("</head>", f"{head}</head>", 1))
+        return response
+
+
+_EARLY_LOAD = """<script defer id="plotly-js" src="{url}"></script>
+<script>
+window.Plotly = new Promise(function (resolve, reject) {
+  var script = document.getElementById("plotly-js");
+  script.addEventListener("load", function () { resolve(window.Plotly); });
+  script.addEventListener("error", function () {
+    reject(new Error("plotly.js did not load from " + script.src));
+  });
+});
+</script>
+"""
