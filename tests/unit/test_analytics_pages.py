@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import flask
+import pyarrow as pa
 import pytest
 
 from chatlake.analytics import ingest_metrics, page_data, timerange
@@ -145,3 +146,17 @@ def test_page_errors_are_shown_not_raised(monkeypatch) -> None:
         ingest_status.children[-1].children
     )
     assert cards[0].children[0].children == "–"
+
+
+def test_table_cells_are_cut_to_one_line_of_text() -> None:
+    long = "x" * 500
+    table = pa.table({"question": ["short", long], "turns": [3.0, 1234.5]})
+
+    rendered = dashboard.result_table(table, limit=10)
+
+    rows = rendered.children[1].children
+    cells = [[cell.children for cell in row.children] for row in rows]
+    assert cells[0] == ["short", "3"]
+    assert cells[1][0] == "x" * (dashboard.CELL_CHARS - 1) + "…"
+    assert len(cells[1][0]) == dashboard.CELL_CHARS
+    assert cells[1][1] == "1,234"
