@@ -100,11 +100,22 @@ def serve_ack_only() -> None:
 
 
 class Child:
-    """A server child process whose endpoint is read from its stderr."""
+    """A server child process whose endpoint is read from its stderr.
+
+    It gets SIGTERM when the benchmark dies, however it dies. Start it from
+    the main thread: the signal comes when the starting thread ends.
+    """
 
     def __init__(self, argv: list[str], pattern: str) -> None:
+        from chatlake.child_processes import die_with_parent
+
+        # A benchmark killed (even by SIGKILL) must not leave its servers running.
         self.process = subprocess.Popen(
-            argv, stderr=subprocess.PIPE, text=True, cwd=ROOT
+            argv,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            preexec_fn=die_with_parent(),
         )
         self.endpoint = self._wait_endpoint(re.compile(pattern))
         threading.Thread(target=self._drain, daemon=True).start()
@@ -339,6 +350,9 @@ def main() -> None:
     if args.ack_only_server:
         serve_ack_only()
         return
+    # Stopped by SIGTERM, the run still stops its servers and deletes its
+    # temporary directory (SIGKILL leaves the directory; the servers die anyway).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.path.insert(0, str(ROOT / "src"))
     with tempfile.TemporaryDirectory(prefix="chatlake-bench-") as tmp:
         results = run(Path(tmp), args.scale, args.sustain_s)
@@ -346,6 +360,10 @@ def main() -> None:
         print(json.dumps(results, indent=2))
     else:
         report(results)
+
+
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(tmp: Path, scale: float, sustain_s: float) -> dict:

@@ -14,7 +14,6 @@ Adding a part takes three lines: its port in ``PORTS`` (which adds a
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -32,6 +31,7 @@ import httpx
 
 from chatlake import config, logs
 from chatlake.app import up_parts
+from chatlake.child_processes import die_with_parent
 from chatlake.cli_options import PORT, data_dir_option
 from chatlake.errors import ChatlakeError
 from chatlake.ingest import up_parts as ingest_parts
@@ -209,7 +209,7 @@ class Supervisor:
             service.argv,
             env={**self.env, **service.env},
             process_group=0,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=die_with_parent(),  # even if up is killed by SIGKILL
         )
         self.running.append((service, process))
         self._wait_ready(service, process)
@@ -255,31 +255,6 @@ class Supervisor:
         for service, process in reversed(self.running):
             _stop(service, process)
         self.running.clear()
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec_fn making the child get SIGTERM when ``up`` dies, even by SIGKILL."""
-    if _LIBC is None:
-        return None
-
-    def arrange() -> None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        # The parent may have died before prctl took effect.
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arrange
-
-
-def _load_libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    # Loaded here, not in the forked child, where dlopen is unsafe.
-    return ctypes.CDLL(None, use_errno=True)
-
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = _load_libc()
 
 
 def check_ports(ports: dict[str, int]) -> None:
