@@ -7,8 +7,8 @@ compacts them, and also writes the same rows to one Parquet file each. Then,
 for the three C18 guide queries and every report, it times SqlEngine (guard,
 translation, Delta snapshot, DuckDB) against DuckDB running the identical
 translated SQL straight on the Parquet files, and prints the ratio. Last, it
-times the dashboard's first render (all reports of the page, server side) for
-two time ranges.
+times the dashboard's render (all reports of the page, server side) for two
+time ranges, and its first paint in chromium (benchmarks/first_paint.py).
 
     .venv/bin/python benchmarks/analytics.py            # 10M rows
     .venv/bin/python benchmarks/analytics.py --rows 1000000 --keep /tmp/bench
@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +38,6 @@ from chatlake.analytics.engine import SqlEngine, prepare
 from chatlake.analytics.resolver import StaticResolver
 from chatlake.analytics.testing import table_schema
 from chatlake.app import dashboard
-from chatlake.app.testing import CHROMIUM_ARGS
 from chatlake.chat_tables import CHAT_EVENTS, DEDUPE_KEY_PROPERTY, FEEDBACK
 from chatlake.ingest.storage import Storage, StorageSettings, TableTarget
 
@@ -272,40 +270,6 @@ def floor_runner(paths: dict[str, Path], sql: str, params: dict):
     return lambda: connection.sql(sql_text, params=bound).to_arrow_table()
 
 
-
-def browser_first_paint(chromium: str) -> float:
-    """ms from opening /dashboard in chromium until its charts and status show."""
-    import dash
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = dash.Dash(__name__, suppress_callback_exceptions=True)
-    # As in the app: the page (with its first view) is built per request.
-    app.layout = dashboard.layout
-    dashboard.register_callbacks(app, page_paths=("/",))
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-            )
-            page = browser.new_page()
-            started = time.perf_counter()
-            page.goto(url)
-            page.wait_for_selector("#dashboard-status >> text=updated", timeout=300_000)
-            page.wait_for_selector("#chart-latency .main-svg", timeout=300_000)
-            elapsed = (time.perf_counter() - started) * 1000
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join()
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -316,10 +280,19 @@ def main() -> None:
         default=os.environ.get("CHATLAKE_CHROMIUM", "/usr/bin/chromium"),
         help="Chromium for the first-paint measurement (skipped if absent).",
     )
+    parser.add_argument("--loads", type=int, default=7, help="First paints timed.")
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="chatlake-bench-"))
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, root)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
     if (root / "chat_events.parquet").exists():
         paths = {n: root / n for n in ("chat_events", "feedback")}
         paths |= {
@@ -368,8 +341,11 @@ def main() -> None:
         )
     page_data.SHARE_RESULTS_S = shared_s
     if Path(args.chromium).is_file():
-        paint = browser_first_paint(args.chromium)
-        print(f"dashboard first paint in chromium (24h): {paint:.0f} ms")
+        # The sibling script: benchmarks/ is on sys.path when a script there runs.
+        import first_paint
+
+        print()
+        first_paint.measure(root, args.loads, args.chromium)
     else:
         print(f"no chromium at {args.chromium}: first paint not measured")
 
