@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
 
 from chatlake.cli import main
-from chatlake.ingest.maintenance import optimize_table
+from chatlake.ingest.maintenance import ROW_GROUP_ROWS, optimize_table
 from chatlake.ingest.storage import Storage, StorageSettings, TableTarget
 from chatlake.ingest.storage_errors import MaintenanceError
 from chatlake.types import parse_columns
@@ -59,6 +60,23 @@ def test_optimize_compacts_checkpoints_and_vacuums(tmp_path):
     assert parquet_files(location) == 1
     assert ids(location) == list(range(6))
     assert (_path(location) / "_delta_log" / f"{6:020d}.checkpoint.parquet").exists()
+
+
+def test_compacted_files_have_row_groups_of_at_most_128k_rows(tmp_path):
+    location = (tmp_path / "t").as_uri()
+    rows = ROW_GROUP_ROWS * 2 + 5
+    for first, end in ((0, rows // 2), (rows // 2, rows)):
+        ids_ = pa.array(range(first, end), pa.int64())
+        batch = pa.table({"id": ids_, "text": pa.nulls(len(ids_), pa.string())})
+        write_deltalake(location, batch, mode="append")
+
+    optimize_table("main.s.t", location, vacuum=False)
+
+    [file] = [uri.removeprefix("file://") for uri in DeltaTable(location).file_uris()]
+    metadata = pq.ParquetFile(file).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sizes == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 5]
+    assert ids(location) == list(range(rows))
 
 
 def test_optimize_keeps_files_younger_than_the_retention(tmp_path):
