@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.process_support import alive
+
 DEATH_TIMEOUT_S = 10.0
 
 # A parent that starts one child waiting for a signal, prints the child's pid,
@@ -38,15 +40,6 @@ def start_family(mode: str) -> tuple[subprocess.Popen, int]:
     child_pid = int(parent.stdout.readline())
     parent.stdout.close()
     return parent, child_pid
-
-
-def alive(pid: int) -> bool:
-    """True for a running process (a zombie no one reaps has stopped running)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def parent_of(pid: int) -> int:

@@ -17,6 +17,7 @@ import pytest
 from chatlake import up as up_module
 from chatlake.catalog.bootstrap import read_env_file
 from chatlake.catalog.client import CatalogClient
+from tests.integration.process_support import alive
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 120.0
@@ -104,15 +105,6 @@ class Up:
 def child_pids(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(child) for child in text.split()]
-
-
-def alive(pid: int) -> bool:
-    """True for a running process (a zombie no one reaps has stopped running)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def command_line(pid: int) -> str:
