@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from chatlake.child_processes import die_with_parent
+
 LOOPBACK = "127.0.0.1"
 
 # Debian's chromium, headless, with every call home switched off: this machine
@@ -100,6 +102,8 @@ class ChildProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            # A killed test run or benchmark must not leave its servers behind.
+            preexec_fn=die_with_parent(),
         )
 
     def wait_http(self, url: str, timeout_s: float = 60) -> None:
