@@ -231,6 +231,20 @@ async def test_dedupe_drops_keys_committed_earlier(tmp_path):
     assert committed_version(committer.target.location, APP_ID) == 1
 
 
+async def test_dedupe_keeps_rows_without_a_key_and_remembers_the_others(tmp_path):
+    committer = make(tmp_path, dedupe_key="id")
+    committer.add(PendingBatch(0, rows(None, "a", None), 10))
+    await committer.commit_now()
+
+    committer.add(PendingBatch(1, rows(None, "a", "b"), 10))
+    await committer.commit_now()
+
+    ids = DeltaTable(committer.target.location).to_pyarrow_table().column("id")
+    assert ids.null_count == 3
+    assert sorted(ids.drop_null().to_pylist()) == ["a", "b"]
+    assert len(committer.dedupe) == 2
+
+
 async def test_a_commit_of_only_duplicates_still_records_its_version(tmp_path):
     committer = make(tmp_path, dedupe_key="id")
     committer.add(PendingBatch(0, rows("a"), 10))

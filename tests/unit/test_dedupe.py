@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -149,3 +151,89 @@ def test_reload_reads_files_whose_paths_need_decoding(tmp_path):
 
     assert load_recent_keys(index, location, "k") == 2
     assert "x" in index and "y" in index
+
+
+def test_arrow_keys_are_the_same_keys_as_python_values():
+    index = DedupeIndex(window_s=60, max_keys=10)
+
+    index.remember(pa.chunked_array([["a", None], ["b"]]), now_s=0.0)
+    index.remember(pa.array([7, None, 2**40]), now_s=0.0)
+
+    assert len(index) == 4
+    assert all(key in index for key in ("a", "b", 7, 2**40))
+    kept = index.filter(keys_table("b", "z", "a"), "k", now_s=1.0).table
+    assert kept.column("k").to_pylist() == ["z"]
+
+
+def test_a_key_seen_again_is_held_once_and_outlives_its_first_bucket():
+    index = DedupeIndex(window_s=120, max_keys=100)
+    index.remember(["k1", "k2"], now_s=0.0)
+    index.remember(["k1"], now_s=50.0)
+
+    assert len(index) == 2
+    index.expire(now_s=125.0)
+
+    assert len(index) == 1
+    assert "k1" in index and "k2" not in index
+
+
+def test_evicting_a_bucket_counts_only_the_keys_still_in_it():
+    index = DedupeIndex(window_s=1200, max_keys=3)
+    index.remember(["a", "b"], now_s=0.0)
+    index.remember(["a"], now_s=500.0)
+
+    index.remember(["c", "d"], now_s=500.0)
+
+    assert index.evicted_keys == 1
+    assert [k for k in "abcd" if k in index] == ["a", "c", "d"]
+
+
+def test_trimming_forgets_the_oldest_keys_across_remember_calls():
+    index = DedupeIndex(window_s=60, max_keys=5)
+    index.remember(["a", "b", "c"], now_s=0.0)
+    index.remember(["d", "e", "f"], now_s=1.0)
+
+    assert index.evicted_keys == 1
+    index.remember(["g", "h"], now_s=2.0)
+
+    assert index.evicted_keys == 3
+    assert [k for k in "abcdefgh" if k in index] == ["d", "e", "f", "g", "h"]
+
+
+def test_a_key_trimmed_then_remembered_in_a_newer_bucket_survives_the_old_one():
+    index = DedupeIndex(window_s=120, max_keys=2)
+    index.remember(["a", "b", "a"], now_s=0.0)
+    assert [k for k in "ab" if k in index] == ["a", "b"]
+    index.remember(["c"], now_s=0.0)
+    assert [k for k in "abc" if k in index] == ["b", "c"]
+
+    index.remember(["a"], now_s=50.0)
+
+    assert index.evicted_keys == 3
+    assert [k for k in "abc" if k in index] == ["a"]
+
+
+def test_filter_keeps_what_a_plain_set_of_committed_keys_would_keep():
+    chooser = random.Random(6)
+    index = DedupeIndex(window_s=3600, max_keys=10_000)
+    committed: set[str] = set()
+    for step in range(40):
+        keys = [
+            None if chooser.random() < 0.1 else f"key-{chooser.randrange(300)}"
+            for _ in range(50)
+        ]
+        expected, in_batch = [], set()
+        for key in keys:
+            if key is None or (key not in committed and key not in in_batch):
+                expected.append(key)
+            if key is not None:
+                in_batch.add(key)
+
+        result = index.filter(keys_table(*keys), "k", now_s=float(step))
+        kept = result.table.column("k")
+        index.remember(kept, now_s=float(step))
+        committed.update(key for key in expected if key is not None)
+
+        assert kept.to_pylist() == expected
+        assert result.dropped_rows == len(keys) - len(expected)
+    assert len(index) == len(committed)

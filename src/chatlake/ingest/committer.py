@@ -507,7 +507,7 @@ class Committer:
         if self.dedupe is None or key is None:
             return
         before = self.dedupe.evicted_keys
-        self.dedupe.remember(table.column(key).to_pylist(), now_s=time.time())
+        self.dedupe.remember(table.column(key), now_s=time.time())
         evicted = self.dedupe.evicted_keys - before
         if evicted:
             metrics.DEDUPE_EVICTED.labels(self.label).inc(evicted)

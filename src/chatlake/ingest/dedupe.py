@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from operator import is_not
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 BUCKETS_PER_WINDOW = 12
 
+Keys = pa.Array | pa.ChunkedArray | Iterable[object]
+
 
 @dataclass(frozen=True)
 class DedupeResult:
@@ -42,10 +47,29 @@ class DedupeResult:
     dropped_rows: int
 
 
+@dataclass
+class _Bucket:
+    """The keys last remembered within one slice of the window."""
+
+    digests: set[int] = field(default_factory=set)
+    # The same digests in arrival order, one list per remember() call: the
+    # order in which an over-full index forgets them. A digest remembered
+    # again in a newer bucket stays listed here, but no longer in ``digests``.
+    arrivals: deque[list[int]] = field(default_factory=deque)
+
+
 class DedupeIndex:
     """Keys committed within the last ``window_s`` seconds, at most ``max_keys``.
 
     Not thread-safe: each table's committer owns one and uses it serially.
+
+    The committer runs this for every row it commits, holding the GIL that
+    the ingest server's appends need, so the per-key work is done by set
+    methods and ``map`` in C, and a Python loop runs only over a batch that
+    holds a duplicate. Each key lives in exactly one bucket's set: one
+    compact hash table per key, and a bucket leaves at once. A lookup probes
+    every bucket, but many buckets hold keys only when keys come slowly
+    (``max_keys`` spread over the window); a fast stream fills one or two.
 
     >>> index = DedupeIndex(window_s=3600, max_keys=1000)
     >>> index.remember(["a"], now_s=0.0)
@@ -59,80 +83,108 @@ class DedupeIndex:
         self.window_s = window_s
         self.max_keys = max_keys
         self._bucket_width_s = window_s / BUCKETS_PER_WINDOW
-        self._bucket_of: dict[int, int] = {}
-        self._buckets: OrderedDict[int, list[int]] = OrderedDict()
+        self._buckets: OrderedDict[int, _Bucket] = OrderedDict()
         self.evicted_keys = 0
 
     def __len__(self) -> int:
-        return len(self._bucket_of)
+        return sum(len(bucket.digests) for bucket in self._buckets.values())
 
     def __contains__(self, key: object) -> bool:
-        return key is not None and hash(key) in self._bucket_of
+        if key is None:
+            return False
+        digest = hash(key)
+        return any(digest in bucket.digests for bucket in self._buckets.values())
 
     def filter(self, table: pa.Table, column: str, *, now_s: float) -> DedupeResult:
         """Rows of ``table`` whose key is neither remembered nor repeated earlier."""
         self.expire(now_s)
-        keys = table.column(column).to_pylist()
-        seen: set[int] = set()
-        keep = []
-        for key in keys:
-            if key is None:
-                keep.append(True)
-                continue
-            digest = hash(key)
-            keep.append(digest not in self._bucket_of and digest not in seen)
-            seen.add(digest)
-
-        dropped = len(keep) - sum(keep)
-        if dropped == 0:
+        keys = table.column(column)
+        digests = set(_digests(keys))
+        remembered = self._remembered(digests)
+        if not remembered and len(digests) == len(keys) - keys.null_count:
             return DedupeResult(table, 0)
+
+        keep = _first_unseen(keys, remembered)
+        dropped = len(keep) - sum(keep)
         return DedupeResult(table.filter(pa.array(keep, pa.bool_())), dropped)
 
-    def remember(self, keys: list[object], *, now_s: float) -> None:
+    def _remembered(self, digests: set[int]) -> set[int]:
+        """Those of ``digests`` that the index holds."""
+        found: set[int] = set()
+        for bucket in self._buckets.values():
+            found |= bucket.digests.intersection(digests)
+        return found
+
+    def remember(self, keys: Keys, *, now_s: float) -> None:
         """Record committed keys as seen at ``now_s`` (nulls are never deduped)."""
+        digests = _digests(keys)
+        if not digests:
+            return
         bucket_id = int(now_s // self._bucket_width_s)
+        for other_id, other in self._buckets.items():
+            if other_id != bucket_id:
+                other.digests.difference_update(digests)
+        bucket = self._bucket(bucket_id)
+        bucket.digests.update(digests)
+        bucket.arrivals.append(digests)
+        self._enforce_limit()
+
+    def _bucket(self, bucket_id: int) -> _Bucket:
         bucket = self._buckets.get(bucket_id)
         if bucket is None:
-            bucket = self._buckets[bucket_id] = []
+            bucket = self._buckets[bucket_id] = _Bucket()
             self._buckets = OrderedDict(sorted(self._buckets.items()))
-        for key in keys:
-            if key is not None:
-                digest = hash(key)
-                self._bucket_of[digest] = bucket_id
-                bucket.append(digest)
-        self._enforce_limit()
+        return bucket
 
     def expire(self, now_s: float) -> None:
         """Forget every bucket that lies entirely outside the window."""
         oldest_kept = int((now_s - self.window_s) // self._bucket_width_s) + 1
         while self._buckets and next(iter(self._buckets)) < oldest_kept:
-            self._drop_oldest_bucket()
+            self._buckets.popitem(last=False)
 
     def _enforce_limit(self) -> None:
-        while len(self._bucket_of) > self.max_keys and len(self._buckets) > 1:
-            self.evicted_keys += self._drop_oldest_bucket()
-        if len(self._bucket_of) > self.max_keys:
+        while len(self) > self.max_keys and len(self._buckets) > 1:
+            _, oldest = self._buckets.popitem(last=False)
+            self.evicted_keys += len(oldest.digests)
+        if len(self) > self.max_keys:
             # One bucket alone is over the limit: forget its oldest keys.
             self.evicted_keys += self._trim_single_bucket()
 
-    def _drop_oldest_bucket(self) -> int:
-        bucket_id, keys = self._buckets.popitem(last=False)
-        dropped = 0
-        for key in keys:
-            if self._bucket_of.get(key) == bucket_id:
-                del self._bucket_of[key]
-                dropped += 1
-        return dropped
-
     def _trim_single_bucket(self) -> int:
-        _, keys = next(iter(self._buckets.items()))
-        dropped = index = 0
-        while len(self._bucket_of) > self.max_keys and index < len(keys):
-            if self._bucket_of.pop(keys[index], None) is not None:
-                dropped += 1
-            index += 1
-        del keys[:index]
-        return dropped
+        bucket = next(iter(self._buckets.values()))
+        size = len(bucket.digests)
+        while bucket.arrivals and len(bucket.digests) > self.max_keys:
+            excess = len(bucket.digests) - self.max_keys
+            oldest = bucket.arrivals.popleft()
+            if len(oldest) > excess:
+                bucket.arrivals.appendleft(oldest[excess:])
+                oldest = oldest[:excess]
+            bucket.digests.difference_update(oldest)
+        return size - len(bucket.digests)
+
+
+def _first_unseen(keys: pa.ChunkedArray, remembered: set[int]) -> list[bool]:
+    """Per row: is its key null, or neither remembered nor in an earlier row?"""
+    seen = set(remembered)
+    keep = []
+    for key in keys.to_pylist():
+        if key is None:
+            keep.append(True)
+            continue
+        digest = hash(key)
+        keep.append(digest not in seen)
+        seen.add(digest)
+    return keep
+
+
+def _digests(keys: Keys) -> list[int]:
+    """The 64-bit hashes of the non-null keys, in order."""
+    if isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        return list(map(hash, keys.drop_null().to_pylist()))
+    return list(map(hash, filter(_is_present, keys)))
+
+
+_is_present = partial(is_not, None)
 
 
 def load_recent_keys(
@@ -154,7 +206,7 @@ def load_recent_keys(
     for path, written_s in _recent_files(actions, now_s - index.window_s):
         filesystem, file_path = _data_file(table.table_uri, path)
         keys = pq.read_table(file_path, columns=[column], filesystem=filesystem)
-        index.remember(keys.column(column).to_pylist(), now_s=written_s)
+        index.remember(keys.column(column), now_s=written_s)
         loaded += keys.num_rows
     log.info("dedupe index for %s loaded %d recent keys", location, loaded)
     return loaded
