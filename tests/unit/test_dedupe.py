@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from chatlake.ingest.dedupe import DedupeIndex, load_recent_keys
+from chatlake.ingest.dedupe import DedupeIndex, DedupeResult, load_recent_keys
 
 
 def keys_table(*keys) -> pa.Table:
@@ -231,9 +231,33 @@ def test_filter_keeps_what_a_plain_set_of_committed_keys_would_keep():
 
         result = index.filter(keys_table(*keys), "k", now_s=float(step))
         kept = result.table.column("k")
-        index.remember(kept, now_s=float(step))
+        if step % 2:
+            index.remember(kept, now_s=float(step))
+        else:
+            index.remember_kept(result, now_s=float(step))
         committed.update(key for key in expected if key is not None)
 
         assert kept.to_pylist() == expected
         assert result.dropped_rows == len(keys) - len(expected)
     assert len(index) == len(committed)
+
+
+@pytest.mark.parametrize("keys", [("a", "b", None), ("a", None, "a", "old", "b")])
+def test_remember_kept_records_the_keys_of_the_kept_rows(keys):
+    index = DedupeIndex(window_s=60, max_keys=10)
+    index.remember(["old"], now_s=0.0)
+    result = index.filter(keys_table(*keys), "k", now_s=1.0)
+
+    index.remember_kept(result, now_s=1.0)
+
+    assert len(index) == 3
+    assert all(key in index for key in ("old", "a", "b"))
+    assert index.filter(keys_table("a", "b"), "k", now_s=2.0).dropped_rows == 2
+
+
+def test_remember_kept_of_an_unfiltered_result_records_nothing():
+    index = DedupeIndex(window_s=60, max_keys=10)
+
+    index.remember_kept(DedupeResult(keys_table("a"), 0), now_s=0.0)
+
+    assert len(index) == 0

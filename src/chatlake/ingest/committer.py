@@ -32,7 +32,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, SchemaMismatchError
 
 from chatlake.ingest import storage_metrics as metrics
-from chatlake.ingest.dedupe import DedupeIndex
+from chatlake.ingest.dedupe import DedupeIndex, DedupeResult
 from chatlake.ingest.storage_errors import (
     BatchRejectedError,
     CommitError,
@@ -439,10 +439,10 @@ class Committer:
                 # The failed attempt did land; writing again would duplicate.
                 self._uncertain = False
                 return CommitOutcome(version, 0, 0, skipped_as_committed=True)
-            table, dropped = self._deduplicated(items)
+            deduped = self._deduplicated(items)
             write_deltalake(
                 self._open_table(location),
-                table,
+                deduped.table,
                 mode="append",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(self.app_id, version)]
@@ -455,9 +455,12 @@ class Committer:
         self._commits_on_table += 1
         if self._commits_on_table >= REOPEN_AFTER_COMMITS:
             self._table = None  # see REOPEN_AFTER_COMMITS
-        self._remember_keys(table)
+        self._remember_keys(deduped)
         return CommitOutcome(
-            version, table.num_rows, dropped, skipped_as_committed=False
+            version,
+            deduped.table.num_rows,
+            deduped.dropped_rows,
+            skipped_as_committed=False,
         )
 
     def _open_table(self, location: str) -> DeltaTable | str:
@@ -490,24 +493,23 @@ class Committer:
             )
         return error
 
-    def _deduplicated(self, items: list[PendingBatch]) -> tuple[pa.Table, int]:
+    def _deduplicated(self, items: list[PendingBatch]) -> DedupeResult:
         table = pa.Table.from_batches([item.batch for item in items])
         key = self.target.dedupe_key
         if self.dedupe is None or key is None:
-            return table, 0
+            return DedupeResult(table, 0)
         if key not in table.column_names:
             raise BatchRejectedError(
                 f"table {self.label}: rows lack the dedupe key column {key!r}"
             )
-        result = self.dedupe.filter(table, key, now_s=time.time())
-        return result.table, result.dropped_rows
+        return self.dedupe.filter(table, key, now_s=time.time())
 
-    def _remember_keys(self, table: pa.Table) -> None:
-        key = self.target.dedupe_key
-        if self.dedupe is None or key is None:
+    def _remember_keys(self, deduped: DedupeResult) -> None:
+        if self.dedupe is None or self.target.dedupe_key is None:
             return
         before = self.dedupe.evicted_keys
-        self.dedupe.remember(table.column(key), now_s=time.time())
+        # The hashes filter() made for the kept rows: no second pass over keys.
+        self.dedupe.remember_kept(deduped, now_s=time.time())
         evicted = self.dedupe.evicted_keys - before
         if evicted:
             metrics.DEDUPE_EVICTED.labels(self.label).inc(evicted)

@@ -40,11 +40,21 @@ Keys = pa.Array | pa.ChunkedArray | Iterable[object]
 
 
 @dataclass(frozen=True)
+class _Digests:
+    """Hashes of keys in row order (the order to forget them in) and as a set."""
+
+    ordered: list[int]
+    unique: set[int]
+
+
+@dataclass(frozen=True)
 class DedupeResult:
     """A batch with its duplicates removed, and how many were removed."""
 
     table: pa.Table
     dropped_rows: int
+    # The kept rows' key hashes, so that remember_kept() need not hash again.
+    kept: _Digests = field(default_factory=lambda: _Digests([], set()), repr=False)
 
 
 @dataclass
@@ -73,8 +83,12 @@ class DedupeIndex:
 
     >>> index = DedupeIndex(window_s=3600, max_keys=1000)
     >>> index.remember(["a"], now_s=0.0)
-    >>> index.filter(pa.table({"k": ["a", "b", "b"]}), "k", now_s=1.0).dropped_rows
+    >>> result = index.filter(pa.table({"k": ["a", "b", "b"]}), "k", now_s=1.0)
+    >>> result.dropped_rows
     2
+    >>> index.remember_kept(result, now_s=2.0)  # once its rows are committed
+    >>> "b" in index
+    True
     """
 
     def __init__(self, *, window_s: float, max_keys: int) -> None:
@@ -99,14 +113,16 @@ class DedupeIndex:
         """Rows of ``table`` whose key is neither remembered nor repeated earlier."""
         self.expire(now_s)
         keys = table.column(column)
-        digests = set(_digests(keys))
-        remembered = self._remembered(digests)
-        if not remembered and len(digests) == len(keys) - keys.null_count:
-            return DedupeResult(table, 0)
+        ordered = _digests(keys)
+        unique = set(ordered)
+        remembered = self._remembered(unique)
+        if not remembered and len(unique) == len(ordered):
+            return DedupeResult(table, 0, _Digests(ordered, unique))
 
-        keep = _first_unseen(keys, remembered)
+        keep, kept = _first_unseen(keys, remembered)
         dropped = len(keep) - sum(keep)
-        return DedupeResult(table.filter(pa.array(keep, pa.bool_())), dropped)
+        filtered = table.filter(pa.array(keep, pa.bool_()))
+        return DedupeResult(filtered, dropped, _Digests(kept, set(kept)))
 
     def _remembered(self, digests: set[int]) -> set[int]:
         """Those of ``digests`` that the index holds."""
@@ -117,16 +133,23 @@ class DedupeIndex:
 
     def remember(self, keys: Keys, *, now_s: float) -> None:
         """Record committed keys as seen at ``now_s`` (nulls are never deduped)."""
-        digests = _digests(keys)
-        if not digests:
+        ordered = _digests(keys)
+        self._add(_Digests(ordered, set(ordered)), now_s)
+
+    def remember_kept(self, result: DedupeResult, *, now_s: float) -> None:
+        """Record the keys of the rows a ``filter()`` kept, once committed."""
+        self._add(result.kept, now_s)
+
+    def _add(self, digests: _Digests, now_s: float) -> None:
+        if not digests.ordered:
             return
         bucket_id = int(now_s // self._bucket_width_s)
         for other_id, other in self._buckets.items():
             if other_id != bucket_id:
-                other.digests.difference_update(digests)
+                other.digests -= digests.unique
         bucket = self._bucket(bucket_id)
-        bucket.digests.update(digests)
-        bucket.arrivals.append(digests)
+        bucket.digests |= digests.unique
+        bucket.arrivals.append(digests.ordered)
         self._enforce_limit()
 
     def _bucket(self, bucket_id: int) -> _Bucket:
@@ -163,18 +186,24 @@ class DedupeIndex:
         return size - len(bucket.digests)
 
 
-def _first_unseen(keys: pa.ChunkedArray, remembered: set[int]) -> list[bool]:
-    """Per row: is its key null, or neither remembered nor in an earlier row?"""
+def _first_unseen(
+    keys: pa.ChunkedArray, remembered: set[int]
+) -> tuple[list[bool], list[int]]:
+    """Per row, is its key null or neither remembered nor in an earlier row;
+    and the hashes of the kept non-null keys."""
     seen = set(remembered)
-    keep = []
+    keep, kept = [], []
     for key in keys.to_pylist():
         if key is None:
             keep.append(True)
             continue
         digest = hash(key)
-        keep.append(digest not in seen)
-        seen.add(digest)
-    return keep
+        is_new = digest not in seen
+        keep.append(is_new)
+        if is_new:
+            kept.append(digest)
+            seen.add(digest)
+    return keep, kept
 
 
 def _digests(keys: Keys) -> list[int]:
