@@ -20,6 +20,7 @@ from chatlake.app.testing import ChildProcess, free_port
 from chatlake.catalog.bootstrap import ensure_chat_tables
 from chatlake.chat_tables import CHAT_EVENTS, FEEDBACK, TableSpec
 from chatlake.ingest.stream_events import COLUMNS as STREAM_EVENT_COLUMNS
+from chatlake.telemetry.spool import Spool, StreamFormat
 
 # The first callback of a fresh gunicorn worker pays for imports and tokens, and
 # this machine is shared: wait generously for the first values, never sleep.
@@ -161,14 +162,28 @@ def test_dashboard_charts_follow_the_time_range(page, app_url) -> None:
     assert set(traces) == plotly_js.CARTESIAN_TRACES
 
 
-def test_ingestion_page_shows_metrics_and_stream_events(page, app_url) -> None:
+def test_ingestion_page_shows_metrics_and_stream_events(
+    page, app_url, catalog_server
+) -> None:
+    # A client that ended with two events unsent: the page lists its spool.
+    orphan = Spool(catalog_server.data_dir / "telemetry-spool", 1_000_000)
+    orphan.open()
+    orphan.add("@chat", StreamFormat("json"), [b"one", b"three"])
+    orphan.close()
     page.goto(app_url + "/ingestion")
 
     expect(page.locator("#card-open-streams .card-value")).to_have_text(
         "2", timeout=FIRST_PAINT_MS
     )
     expect(page.locator("#card-records .card-value")).to_have_text("1,234")
-    expect(page.locator("#card-spool")).to_contain_text("app spool (not configured)")
+    expect(page.locator("#card-spool .card-value")).to_have_text("2")
+    expect(page.locator("#card-spool")).to_contain_text(
+        "events waiting in 1 client spool"
+    )
+    spools = page.locator("#spool-clients tbody tr")
+    expect(spools).to_have_count(1)
+    expect(spools.locator("td").nth(1)).to_have_text("orphaned")
+    expect(spools.locator("td").nth(3)).to_have_text("8")
     expect(page.locator("#chart-ingest-errors g.trace.bars g.point")).to_have_count(1)
     expect(page.locator("#chart-stream-events g.trace.bars")).to_have_count(2)
     failures = page.locator("#table-stream-failures tbody tr")

@@ -3,21 +3,30 @@
 Live figures come from the ingest server's Prometheus endpoint
 (``$CHATLAKE_INGEST_METRICS_URL``, default http://127.0.0.1:9464/metrics); the
 history of streams from the Delta table system.ingest.stream_events; the spool
-backlog from this app process's own telemetry client.
+backlog of every telemetry client spooling into the app's spool directory
+(``$CHATLAKE_SPOOL_DIR``, default ``<data dir>/telemetry-spool``), which
+``GET /metrics`` also serves to Prometheus and to alert rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from pathlib import Path
 
 import dash
 import flask
 import httpx
+import pyarrow as pa
 from dash import Input, Output, State, dcc, html
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from chatlake.analytics import charts, ingest_metrics, page_data
 from chatlake.app import dashboard
+from chatlake.telemetry.backlog import Backlog, BacklogCollector, read_backlog
+from chatlake.telemetry.config import TelemetryConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,8 @@ CARD_STYLE = {
 }
 VALUE_STYLE = {"fontSize": "1.4rem", "fontWeight": "600"}
 FAILURES_SHOWN = 20
+SPOOLS_SHOWN = 20
+METRICS_PATH = "/metrics"
 
 
 def layout() -> html.Div:
@@ -92,7 +103,7 @@ def render(range_key: str, last_scrape: dict | None) -> tuple:
             html.Div(problem, className="analytics-error", style=dashboard.ERROR_STYLE)
         )
     return (
-        cards(snapshot, rate, _spool()),
+        cards(snapshot, rate, read_backlog(spool_dir())),
         errors_figure(snapshot),
         charts.stream_activity(results.tables.get("stream_activity", empty)),
         dashboard.result_table(
@@ -111,16 +122,26 @@ def _scrape() -> tuple[ingest_metrics.IngestSnapshot | None, str | None]:
         return None, f"ingest metrics unavailable at {url}: {error}"
 
 
-def _spool() -> tuple[str, int] | None:
-    """This app process's telemetry state and pending events, if it has any."""
-    parts = flask.current_app.extensions.get("chatlake_parts")
-    if parts is None:
-        return None
-    status = parts.service.telemetry.status()
-    return status.state, status.pending
+def spool_dir() -> Path:
+    """The directory the app's own telemetry client spools into."""
+    return TelemetryConfig.from_env().spool_dir
 
 
-def cards(snapshot, rate, spool) -> list[html.Div]:
+def serve_metrics(server: flask.Flask, directory: Path | None = None) -> None:
+    """Serves the spool backlog at GET /metrics, in Prometheus text format.
+
+    Mounted in front of Flask: a scrape runs no Dash callback and no request
+    hook (so it gets no identity cookie), only ``read_backlog`` of
+    ``directory`` (default: ``spool_dir()``).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BacklogCollector(directory or spool_dir()))
+    server.wsgi_app = DispatcherMiddleware(
+        server.wsgi_app, {METRICS_PATH: make_wsgi_app(registry)}
+    )
+
+
+def cards(snapshot, rate, backlog: Backlog | None) -> list[html.Div]:
     def card(card_id: str, label: str, value: str) -> html.Div:
         return html.Div(
             [html.Div(value, className="card-value"), html.Div(label)],
@@ -160,10 +181,65 @@ def cards(snapshot, rate, spool) -> list[html.Div]:
             f"{snapshot.wal_pending_bytes:,.0f} B" if found else "–",
         ),
     ]
-    if spool is not None:
-        state, pending = spool
-        shown.append(card("card-spool", f"app spool ({state})", f"{pending:,}"))
+    if backlog is not None:
+        shown.append(spool_card(backlog))
     return shown
+
+
+def spool_card(backlog: Backlog) -> html.Div:
+    """Events waiting in every client's spool, then one row per spool file."""
+    clients = "client spool" if len(backlog.spools) == 1 else "client spools"
+    oldest = backlog.oldest_age_s
+    summary = (
+        f"{backlog.clients} live, {backlog.orphans} orphaned"
+        f"{f', {backlog.unreadable} unreadable' if backlog.unreadable else ''}"
+        f" · oldest {'–' if oldest is None else age_text(oldest)}"
+    )
+    children = [
+        html.Div(f"{backlog.events:,}", className="card-value"),
+        html.Div(f"events waiting in {len(backlog.spools)} {clients}"),
+        html.Div(summary, id="spool-summary"),
+    ]
+    if backlog.spools:
+        children.append(
+            html.Div(
+                dashboard.result_table(spool_rows(backlog), SPOOLS_SHOWN),
+                id="spool-clients",
+            )
+        )
+    return html.Div(children, className="card", id="card-spool")
+
+
+def spool_rows(backlog: Backlog) -> pa.Table:
+    """The spools holding most events first; this worker's own is marked."""
+    spools = sorted(backlog.spools, key=lambda s: (-s.events, s.name))
+    me = os.getpid()
+
+    def client(spool) -> str:
+        pid = "?" if spool.pid is None else str(spool.pid)
+        mine = spool.pid == me and spool.state == "live"
+        return f"{pid} (this worker)" if mine else pid
+
+    return pa.table(
+        {
+            "pid": [client(s) for s in spools],
+            "state": [s.error or s.state for s in spools],
+            "events": [f"{s.events:,}" for s in spools],
+            "bytes": [f"{s.payload_bytes:,}" for s in spools],
+            "oldest": [
+                "–" if s.oldest_age_s is None else age_text(s.oldest_age_s)
+                for s in spools
+            ],
+        }
+    )
+
+
+def age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def errors_figure(snapshot) -> charts.Figure:

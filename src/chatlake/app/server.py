@@ -17,7 +17,7 @@ import dash
 import flask
 from dash import Input, Output, dcc, html
 
-from chatlake.app import callbacks, layout, plotly_js
+from chatlake.app import callbacks, ingestion, layout, plotly_js
 from chatlake.app.model_client import ModelClient
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
@@ -69,6 +69,8 @@ def create_app(parts: AppParts | None = None) -> dash.Dash:
         suppress_callback_exceptions=True,
     )
     _install_identity(app.server)
+    # GET /metrics: the telemetry spool backlog, for Prometheus and alert rules.
+    ingestion.serve_metrics(app.server)
     # Callback requests carry a question and a few ids; refuse anything huge.
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     plotly_js.use_cartesian_build(app)
