@@ -9,6 +9,7 @@ Errors: every exception raised on purpose derives from
 ``chatlake.errors.ChatlakeError``; ``track()`` itself never raises.
 """
 
+from chatlake.telemetry.backlog import Backlog, read_backlog
 from chatlake.telemetry.client import TelemetryClient, TelemetryStatus
 from chatlake.telemetry.config import TelemetryConfig
 from chatlake.telemetry.events import (
@@ -20,6 +21,7 @@ from chatlake.telemetry.events import (
 )
 
 __all__ = [
+    "Backlog",
     "ChatTurn",
     "Feedback",
     "TelemetryClient",
@@ -28,4 +30,5 @@ __all__ = [
     "TurnTimer",
     "new_chat_turn",
     "new_feedback",
+    "read_backlog",
 ]
