@@ -223,7 +223,9 @@ def spool_rows(backlog: Backlog) -> pa.Table:
     return pa.table(
         {
             "pid": [client(s) for s in spools],
-            "state": [s.error or s.state for s in spools],
+            "state": [
+                s.state if s.error is None else f"{s.state}: {s.error}" for s in spools
+            ],
             "events": [f"{s.events:,}" for s in spools],
             "bytes": [f"{s.payload_bytes:,}" for s in spools],
             "oldest": [
