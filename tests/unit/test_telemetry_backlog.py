@@ -234,6 +234,23 @@ def test_lock_holders_name_this_process_for_its_own_spool(tmp_path) -> None:
     assert key not in lock_holders()
 
 
+def test_without_proc_locks_the_writer_pid_decides(
+    tmp_path, writers, monkeypatch
+) -> None:
+    live = writers(tmp_path, 1, 10)
+    dead = writers(tmp_path, 1, 10)
+    dead.kill()  # and reaped: its pid no longer exists
+    monkeypatch.setattr(backlog_module, "PROC_LOCKS", tmp_path / "no-such-file")
+
+    backlog = read_backlog(tmp_path)
+
+    assert lock_holders() is None
+    assert {pid: state[:3] for pid, state in by_pid(backlog).items()} == {
+        live.pid: ("live", True, live.pid),
+        dead.pid: ("orphaned", False, None),
+    }
+
+
 @pytest.mark.parametrize(
     ("pid", "holder", "state"),
     [(7, 7, "live"), (7, 9, "adopting"), (7, None, "orphaned"), (7, 0, "live")],
