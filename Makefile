@@ -22,6 +22,7 @@ test-fast: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev $(PLOTLY_CARTESIAN)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/storage.py
+	$(BIN)/python benchmarks/dedupe.py
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/app_overhead.py
 	$(BIN)/python benchmarks/analytics.py
