@@ -76,10 +76,11 @@ class DedupeIndex:
     The committer runs this for every row it commits, holding the GIL that
     the ingest server's appends need, so the per-key work is done by set
     methods and ``map`` in C, and a Python loop runs only over a batch that
-    holds a duplicate. Each key lives in exactly one bucket's set: one
-    compact hash table per key, and a bucket leaves at once. A lookup probes
-    every bucket, but many buckets hold keys only when keys come slowly
-    (``max_keys`` spread over the window); a fast stream fills one or two.
+    holds a duplicate. Each key lives in exactly one bucket's set, so it
+    takes one slot of one compact hash table, and a whole bucket can leave
+    at once. A lookup probes every bucket, but keys spread over many buckets
+    only when they come slowly (``max_keys`` over the window); a fast stream
+    fills one or two.
 
     >>> index = DedupeIndex(window_s=3600, max_keys=1000)
     >>> index.remember(["a"], now_s=0.0)
