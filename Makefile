@@ -9,17 +9,17 @@ PLOTLY_CARTESIAN := src/chatlake/app/vendor/plotly-cartesian.min.js
 
 .PHONY: up test test-fast bench proto lint clean
 
-up: $(VENV)/.installed $(PLOTLY_CARTESIAN)
+up: $(VENV)/.installed $(PLOTLY_CARTESIAN).sha256
 	$(BIN)/chatlake up
 
-test: $(VENV)/.installed-dev $(CHROMIUM) $(PLOTLY_CARTESIAN)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PLOTLY_CARTESIAN).sha256
 	CHATLAKE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Everything but the browser tests, for a quick loop while developing.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
 
-bench: $(VENV)/.installed-dev $(PLOTLY_CARTESIAN)
+bench: $(VENV)/.installed-dev $(PLOTLY_CARTESIAN).sha256
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/dedupe.py
@@ -46,15 +46,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 # The charts need only plotly's cartesian build (1.5 MB, against 4.8 MB for the
 # full one Dash serves): see src/chatlake/app/plotly_js.py. It is fetched at the
-# plotly.js version of the installed plotly package, again when that changes.
-$(PLOTLY_CARTESIAN): $(VENV)/.installed
+# plotly.js version of the installed plotly package, again when that changes;
+# the app serves it only while it matches the checksum written here, last.
+$(PLOTLY_CARTESIAN).sha256: $(VENV)/.installed
 	@mkdir -p $(@D)
 	version=$$($(BIN)/python -c 'import plotly.offline as p; print(p.get_plotlyjs_version())') \
 	&& work=$$(mktemp -d) \
 	&& npm pack --silent --pack-destination $$work plotly.js-cartesian-dist-min@$$version >/dev/null \
 	&& tar -xzf $$work/plotly.js-cartesian-dist-min-$$version.tgz -C $$work \
 	&& cp $$work/package/LICENSE $(@D)/plotly-cartesian.LICENSE \
-	&& cp $$work/package/plotly-cartesian.min.js $@ \
+	&& cp $$work/package/plotly-cartesian.min.js $(PLOTLY_CARTESIAN) \
+	&& sha256sum $(PLOTLY_CARTESIAN) | cut -d' ' -f1 > $@ \
 	&& rm -rf $$work
 
 # Playwright drives Debian's chromium: its own browser download cannot work here.

@@ -9,8 +9,10 @@ whether to fetch plotly.js itself.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections import Counter
+from pathlib import Path
 
 import dash
 import flask
@@ -30,7 +32,7 @@ WAIT_S = 20
 class GatedApp:
     """A chart page whose plotly.js waits for ``release``; counts what is asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, bundle: Path = plotly_js.BUNDLE) -> None:
         self.asked = Counter()
         self.graph_loading = threading.Event()
         self.release = threading.Event()
@@ -42,7 +44,7 @@ class GatedApp:
             )
         )
         app.server.before_request(self.gate)
-        assert plotly_js.use_cartesian_build(app), "run `make test`: it fetches it"
+        assert plotly_js.use_cartesian_build(app, bundle), "`make test` fetches it"
         plotly_js.load_early(app, ("/",))
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
@@ -52,6 +54,8 @@ class GatedApp:
     def gate(self) -> None:
         path = flask.request.path
         self.asked[path] += 1
+        if flask.request.args.get("build") == "full":
+            self.asked["full build"] += 1
         if path.endswith(GRAPH_CHUNK):
             self.graph_loading.set()
         if path == PLOTLY_URL:
@@ -100,3 +104,26 @@ def test_the_served_plotly_is_the_cartesian_build(page, gated) -> None:
     traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)")
     assert set(traces) == plotly_js.CARTESIAN_TRACES
     assert gated.asked[PLOTLY_URL] == 1
+
+
+def test_a_build_that_fails_to_run_gives_way_to_the_full_one(page, tmp_path) -> None:
+    bundle = tmp_path / plotly_js.BUNDLE.name
+    for source in (plotly_js.BUNDLE, plotly_js.BUNDLE.with_suffix(".js.sha256")):
+        shutil.copy(source, tmp_path / source.name)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    with GatedApp(bundle) as gated:
+        gated.release.set()
+        # Damaged after the app checked it: the page gets a script that dies.
+        bundle.write_bytes(bundle.read_bytes()[:700_000])
+
+        page.goto(gated.url + "/")
+
+        expect(page.locator("#chart g.trace.bars g.point")).to_have_count(2)
+        assert gated.asked["full build"] == 1
+
+    traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)")
+    assert "scattergeo" in traces  # Dash's full build
+    # The cut script's own syntax error, and nothing after it.
+    assert errors == ["Unexpected end of input"]

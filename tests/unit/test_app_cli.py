@@ -88,6 +88,16 @@ def test_app_refuses_a_public_bind_outside_databricks_apps(monkeypatch):
     assert "--host 0.0.0.0 is not loopback" in result.output
 
 
+def test_app_refuses_an_unknown_plotly_build_before_starting(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHATLAKE_PLOTLY_BUILD", "bogus")
+    result = CliRunner().invoke(main, ["app", "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: CHATLAKE_PLOTLY_BUILD='bogus': expected one of cartesian, full\n"
+    )
+    assert not (tmp_path / "d" / "app").exists()  # no store opened
+
+
 def test_app_refuses_a_malformed_databricks_app_port(monkeypatch):
     monkeypatch.setenv("DATABRICKS_APP_PORT", "eighty")
     result = CliRunner().invoke(main, ["app"])

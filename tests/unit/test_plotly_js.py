@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import logging
 from pathlib import Path
 
@@ -19,11 +20,20 @@ PLOTLY_URL = "/" + plotly_js.DASH_PLOTLY_PATH
 
 
 def fake_bundle(tmp_path: Path, version: str) -> Path:
+    """A bundle with plotly's header and its checksum file, as make writes them."""
     path = tmp_path / "plotly-cartesian.min.js"
     path.write_text(
         f"/**\n* plotly.js (cartesian - minified) v{version}\n*/\nwindow.Plotly={{}};\n"
     )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".sha256").write_text(digest + "\n")
     return path
+
+
+def served(app: dash.Dash, url: str = PLOTLY_URL) -> bytes:
+    with app.server.test_client().get(url) as response:
+        assert response.status_code == 200
+        return response.get_data()
 
 
 def new_app() -> dash.Dash:
@@ -52,9 +62,8 @@ def test_the_cartesian_build_is_served_where_dcc_graph_loads_plotly(tmp_path) ->
     assert plotly_js.use_cartesian_build(app, bundle) is True
 
     with app.server.test_client().get(PLOTLY_URL) as response:
-        assert response.status_code == 200
         assert response.mimetype == "text/javascript"
-        assert response.get_data() == bundle.read_bytes()
+    assert served(app) == bundle.read_bytes()
 
 
 def test_a_bundle_of_another_version_leaves_dashs_full_build(tmp_path, caplog) -> None:
@@ -64,16 +73,59 @@ def test_a_bundle_of_another_version_leaves_dashs_full_build(tmp_path, caplog) -
     with caplog.at_level(logging.INFO, logger=plotly_js.__name__):
         assert plotly_js.use_cartesian_build(app, bundle) is False
 
-    served = app.server.test_client().get(PLOTLY_URL).get_data()
-    assert len(served) > 3_000_000  # Dash's full build, not the 60-byte fake
-    assert "holds v0.0.1" in caplog.text
-    assert f"want cartesian v{get_plotlyjs_version()}" in caplog.text
+    assert len(served(app)) > 3_000_000  # Dash's full build, not the 60-byte fake
+    assert f"holds v0.0.1, the plotly package v{get_plotlyjs_version()}" in caplog.text
+    assert caplog.records[-1].levelno == logging.WARNING
 
 
 def test_a_missing_bundle_leaves_dashs_full_build(tmp_path, caplog) -> None:
     with caplog.at_level(logging.INFO, logger=plotly_js.__name__):
         assert plotly_js.use_cartesian_build(new_app(), tmp_path / "none.js") is False
-    assert "is missing or not plotly's" in caplog.text
+    assert "is missing or not plotly's cartesian build" in caplog.text
+
+
+def test_a_bundle_changed_since_make_leaves_dashs_full_build(tmp_path, caplog) -> None:
+    bundle = fake_bundle(tmp_path, get_plotlyjs_version())
+    with bundle.open("ab") as cut:
+        cut.write(b"more")
+    app = new_app()
+
+    with caplog.at_level(logging.INFO, logger=plotly_js.__name__):
+        assert plotly_js.use_cartesian_build(app, bundle) is False
+
+    assert len(served(app)) > 3_000_000
+    assert "plotly-cartesian.min.js does not match" in caplog.text
+
+
+def test_a_bundle_without_its_checksum_is_not_served(tmp_path, caplog) -> None:
+    bundle = fake_bundle(tmp_path, get_plotlyjs_version())
+    bundle.with_name(bundle.name + ".sha256").unlink()
+
+    with caplog.at_level(logging.INFO, logger=plotly_js.__name__):
+        assert plotly_js.use_cartesian_build(new_app(), bundle) is False
+
+    assert "plotly-cartesian.min.js.sha256 is missing or empty" in caplog.text
+
+
+def test_a_bundle_gone_while_serving_gives_way_to_the_full_build(tmp_path, caplog):
+    bundle = fake_bundle(tmp_path, get_plotlyjs_version())
+    app = new_app()
+    assert plotly_js.use_cartesian_build(app, bundle) is True
+    bundle.unlink()
+
+    with caplog.at_level(logging.WARNING, logger=plotly_js.__name__):
+        assert len(served(app)) > 3_000_000
+
+    assert "serving plotly's full build" in caplog.text
+
+
+def test_the_full_build_stays_reachable_for_the_page_fallback(tmp_path) -> None:
+    bundle = fake_bundle(tmp_path, get_plotlyjs_version())
+    app = new_app()
+    assert plotly_js.use_cartesian_build(app, bundle) is True
+
+    assert served(app) == bundle.read_bytes()
+    assert len(served(app, PLOTLY_URL + "?build=full")) > 3_000_000
 
 
 def test_the_full_build_can_be_asked_for(tmp_path, monkeypatch) -> None:
@@ -82,7 +134,7 @@ def test_the_full_build_can_be_asked_for(tmp_path, monkeypatch) -> None:
     app = new_app()
 
     assert plotly_js.use_cartesian_build(app, bundle) is False
-    assert app.server.test_client().get(PLOTLY_URL).get_data() != bundle.read_bytes()
+    assert served(app) != bundle.read_bytes()
 
 
 def test_an_unknown_build_is_refused_by_name(tmp_path, monkeypatch) -> None:
@@ -107,7 +159,7 @@ def test_chart_pages_load_plotly_from_their_head() -> None:
     script = f'<script defer id="plotly-js" src="{PLOTLY_URL}"></script>'
     head = dashboard.split("</head>", 1)[0]
     assert head.count(script) == 1
-    assert head.count("window.Plotly = new Promise") == 1
+    assert head.count("window.Plotly = waiting") == 1
     assert "plotly-js" not in chat
     assert client.get("/ingestion").get_data(as_text=True).count(script) == 1
 

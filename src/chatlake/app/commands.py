@@ -89,11 +89,13 @@ def serve(host, port, data_dir, workers, threads, env_file) -> None:
     _check_bind(host)
     port = _app_port(port)
 
+    from chatlake.app import plotly_js
     from chatlake.app.settings import AppSettings, ModelSettings
     from chatlake.app.store import ConversationStore
     from chatlake.app.wsgi import GunicornServer
 
     model = ModelSettings.from_env()  # fail here, once, on bad model settings
+    plotly_js.wanted_build()  # and on a bad CHATLAKE_PLOTLY_BUILD
     settings = AppSettings.from_env(data_dir)
     interrupted = ConversationStore(settings.store_path).interrupt_running()
     if interrupted:

@@ -16,6 +16,7 @@ plotly package, the app keeps serving Dash's full build, as it does with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -65,6 +66,26 @@ def bundle_version(path: Path) -> str | None:
     return match.group(1).decode() if match else None
 
 
+def bundle_problem(bundle: Path, wanted: str) -> str | None:
+    """Why ``bundle`` can't stand in for plotly.js ``wanted``; None if it can."""
+    found = bundle_version(bundle)
+    if found is None:
+        return f"{bundle} is missing or not plotly's cartesian build"
+    if found != wanted:
+        return f"{bundle} holds v{found}, the plotly package v{wanted}"
+    # make wrote the checksum of what npm verified: a cut or edited file since
+    # would break every chart, so it is not served.
+    checksum = bundle.with_name(bundle.name + ".sha256")
+    try:
+        expected = checksum.read_text().split()[0]
+        actual = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    except (OSError, IndexError):
+        return f"{checksum} is missing or empty"
+    if actual != expected:
+        return f"{bundle} does not match {checksum.name}"
+    return None
+
+
 def wanted_build() -> str:
     """The build $CHATLAKE_PLOTLY_BUILD asks for (cartesian by default)."""
     build = os.environ.get(ENV_BUILD, "").strip().lower() or BUILDS[0]
@@ -80,15 +101,13 @@ def use_cartesian_build(app: dash.Dash, bundle: Path = BUNDLE) -> bool:
         return False
     if not app.config.serve_locally:
         return False  # the charts load plotly.js from a CDN, not from this app
-    wanted = get_plotlyjs_version()
-    found = bundle_version(bundle)
-    if found != wanted:
-        log.info(
-            "charts load plotly's full build: %s %s (want cartesian v%s; "
-            "`make` fetches it)",
-            bundle,
-            f"holds v{found}" if found else "is missing or not plotly's",
-            wanted,
+    problem = bundle_problem(bundle, get_plotlyjs_version())
+    if problem is not None:
+        log.warning(
+            "charts load plotly's full build (4.8 MB): %s; `rm -r %s && make` "
+            "fetches the cartesian one again",
+            problem,
+            bundle.parent,
         )
         return False
 
@@ -96,9 +115,15 @@ def use_cartesian_build(app: dash.Dash, bundle: Path = BUNDLE) -> bool:
 
     @app.server.before_request
     def serve_cartesian_build():
-        if flask.request.path == path:
+        request = flask.request
+        if request.path != path or request.args.get("build") == "full":
+            return None
+        try:
             return flask.send_file(bundle, mimetype="text/javascript")
-        return None
+        except OSError as error:
+            # Gone since the start: Dash's own full build answers instead.
+            log.warning("serving plotly's full build: %s", error)
+            return None
 
     return True
 
@@ -114,7 +139,9 @@ def load_early(app: dash.Dash, page_paths: tuple[str, ...]) -> None:
     A Graph mounting before that script has run would load plotly.js a second
     time. dcc.Graph waits on ``window.Plotly`` when it finds it set, and
     resolves it as a promise, so the head sets it to one that the script's
-    load settles; the script itself then replaces it with plotly.
+    load settles; the script itself then replaces it with plotly. A script
+    that fails to load or to run makes the page ask for Dash's full build
+    (``?build=full`` passes the cartesian one by).
     """
     if not app.config.serve_locally:
         return
@@ -136,12 +163,31 @@ def load_early(app: dash.Dash, page_paths: tuple[str, ...]) -> None:
 
 _EARLY_LOAD = """<script defer id="plotly-js" src="{url}"></script>
 <script>
-window.Plotly = new Promise(function (resolve, reject) {
+(function () {
   var script = document.getElementById("plotly-js");
-  script.addEventListener("load", function () { resolve(window.Plotly); });
-  script.addEventListener("error", function () {
-    reject(new Error("plotly.js did not load from " + script.src));
+  var waiting = new Promise(function (resolve, reject) {
+    // plotly.js replaces window.Plotly (this promise) when it runs.
+    function ran() { return window.Plotly !== waiting; }
+
+    // If this build does not arrive or does not run, ask for Dash's full one.
+    function loadFullBuild() {
+      var full = document.createElement("script");
+      full.src = script.src + "?build=full";
+      full.onload = function () {
+        ran() ? resolve() : reject(new Error("plotly.js did not run"));
+      };
+      full.onerror = function () {
+        reject(new Error("plotly.js did not load from " + full.src));
+      };
+      document.head.appendChild(full);
+    }
+
+    script.addEventListener("load", function () {
+      ran() ? resolve() : loadFullBuild();
+    });
+    script.addEventListener("error", loadFullBuild);
   });
-});
+  window.Plotly = waiting;
+})();
 </script>
 """
