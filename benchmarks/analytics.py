@@ -283,7 +283,9 @@ def main() -> None:
         default=os.environ.get("CHATLAKE_CHROMIUM", "/usr/bin/chromium"),
         help="Chromium for the first-paint measurement (skipped if absent).",
     )
-    parser.add_argument("--loads", type=int, default=7, help="First paints timed.")
+    parser.add_argument(
+        "--loads", type=int, default=7, help="First paints timed per build (7)."
+    )
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="chatlake-bench-"))

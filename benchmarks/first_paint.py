@@ -87,9 +87,13 @@ def first_paint_ms(browser, url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="Dir of benchmarks/analytics.py --keep")
-    parser.add_argument("--loads", type=int, default=7, help="Timed loads per build.")
     parser.add_argument(
-        "--chromium", default=os.environ.get("CHATLAKE_CHROMIUM", "/usr/bin/chromium")
+        "--loads", type=int, default=7, help="Timed loads per build (default 7)."
+    )
+    parser.add_argument(
+        "--chromium",
+        default=os.environ.get("CHATLAKE_CHROMIUM", "/usr/bin/chromium"),
+        help="Chromium to drive [env CHATLAKE_CHROMIUM; default /usr/bin/chromium].",
     )
     args = parser.parse_args()
     if not (args.data / "chat_events" / "_delta_log").is_dir():
