@@ -154,6 +154,36 @@ def test_rating_a_turn_that_does_not_exist_is_a_message(client):
     assert rate_note(response) == "turn 'no-such-turn' not found"
 
 
+def finished_turn(store, user, question="q"):
+    conversation = store.create_conversation(user, question)
+    turn = store.start_turn(conversation.id, question)
+    store.finish_turn(turn.id, status="ok", text="a", finish_reason="stop")
+    return turn
+
+
+@pytest.mark.parametrize("kind", ["rate-up", "comment-send"])
+def test_rating_someone_elses_turn_reveals_nothing_of_it(client, app_parts, kind):
+    store = app_parts.service.store
+    theirs = finished_turn(store, OWNER, "private question")
+    response = post(client, rate_request(theirs.id, kind, "mine now"), user=STRANGER)
+    assert rate_note(response) == f"turn {theirs.id!r} not found"
+    assert theirs.conversation_id not in json.dumps(response)
+    saved = store.turn(theirs.id)
+    assert (saved.rating, saved.comment) == (None, None)
+
+
+def test_polling_someone_elses_conversation_stops_the_poll(client, app_parts):
+    theirs = finished_turn(app_parts.service.store, OWNER, "private question")
+    trigger = _prop("poll", "n_intervals", 3)
+    state = {"conversation": theirs.conversation_id, "active": theirs.id}
+    response = post(client, controller_request(4, trigger, state), user=STRANGER)
+    assert response["chat-error"]["children"] == (
+        f"conversation {theirs.conversation_id!r} not found"
+    )
+    assert response["poll"]["disabled"] is True
+    assert "messages" not in response
+
+
 def test_a_question_with_a_lone_surrogate_is_refused_with_its_position(
     client, app_parts
 ):

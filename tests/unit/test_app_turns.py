@@ -6,10 +6,14 @@ ChatTurn and Feedback events can be asserted; the stack tests send them for real
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
+from chatlake.app import liveness
 from chatlake.app import store as st
 from chatlake.app.demo_model import DemoModelSettings, create_demo_app
 from chatlake.app.errors import AppError
@@ -168,12 +172,18 @@ def test_ratings_send_feedback_tied_to_the_turn(tmp_path, model_url):
 def test_other_browsers_cannot_touch_a_conversation(tmp_path, model_url):
     service, recorder = make_service(tmp_path, model_url)
     turn = service.run("u1", service.begin("u1", None, "hello"))
-    with pytest.raises(NotFound):
+    # Told only of the turn id they gave, never of the owner's conversation id.
+    unknown = f"^turn {turn.id!r} not found$"
+    with pytest.raises(NotFound, match=unknown):
         service.rate("u2", turn.id, 1)
     with pytest.raises(NotFound):
         service.begin("u2", turn.conversation_id, "sneaky")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=unknown):
         service.stop("u2", turn.id)
+    with pytest.raises(NotFound, match=unknown):
+        service.retry("u2", turn.id)
+    with pytest.raises(NotFound):
+        service.turns("u2", turn.conversation_id)
     assert service.store.conversations("u2") == []
     assert service.store.turn(turn.id).rating is None
 
@@ -264,3 +274,98 @@ def test_shutdown_settles_a_turn_whose_model_hangs_exactly_once(tmp_path, model_
         ("error", "interrupted")
     ]
     assert service.store.turn(turn.id).error_type == "interrupted"
+
+
+# A worker process that starts a turn, streams a little of it, then waits to be
+# killed: what a gunicorn worker looks like to the store when SIGKILL hits it.
+WORKER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from chatlake.app import liveness
+from chatlake.app.store import ConversationStore
+store = ConversationStore(Path(sys.argv[1]))
+turn = store.start_turn(sys.argv[2], "How do I start chatlake?", liveness.current())
+store.write_text(turn.id, "Here is what")
+print(turn.id, flush=True)
+time.sleep(60)
+"""
+
+
+def turn_of_a_killed_worker(service, conversation_id) -> st.Turn:
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT, str(service.store.path), conversation_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        turn_id = worker.stdout.readline().strip()
+    finally:
+        worker.kill()
+        worker.wait(10)
+        worker.stdout.close()
+    return service.store.turn(turn_id)
+
+
+def test_a_turn_whose_worker_died_ends_interrupted_and_is_tracked_once(
+    tmp_path, model_url
+):
+    service, recorder = make_service(tmp_path, model_url)
+    conversation = service.store.create_conversation("u1", "How do I start chatlake?")
+    orphan = turn_of_a_killed_worker(service, conversation.id)
+    assert orphan.status == st.RUNNING
+
+    (done,) = service.turns("u1", conversation.id)
+    other_worker, _ = make_service(tmp_path, model_url)
+    assert other_worker.turns("u1", conversation.id) == [done]
+
+    assert (done.id, done.status, done.error_type) == (
+        orphan.id,
+        st.ERROR,
+        "interrupted",
+    )
+    assert done.error_message == "the app stopped during this turn"
+    assert done.assistant_message == "Here is what"
+    (event,) = recorder.events
+    assert (event.telemetry_id, event.session_id) == (orphan.id, conversation.id)
+    assert (event.user_id, event.turn_index) == ("u1", 0)
+    assert (event.status, event.error_type) == ("error", "interrupted")
+    assert event.assistant_message == "Here is what"
+    assert event.event_time == round(orphan.created_at * 1_000_000)
+    assert not event.HasField("ttft_ms")
+
+
+def test_the_next_question_goes_through_once_the_dead_workers_turn_ends(
+    tmp_path, model_url
+):
+    service, recorder = make_service(tmp_path, model_url)
+    conversation = service.store.create_conversation("u1", "How do I start chatlake?")
+    orphan = turn_of_a_killed_worker(service, conversation.id)
+
+    turn = service.begin("u1", conversation.id, "And SQL?")
+
+    assert service.store.turn(orphan.id).error_type == "interrupted"
+    assert (turn.turn_index, turn.status) == (1, st.RUNNING)
+    assert turn.worker == liveness.current()
+
+
+def test_a_turn_of_a_live_worker_keeps_running(tmp_path, model_url):
+    service, recorder = make_service(tmp_path, model_url)
+    turn = service.begin("u1", None, "hello")
+    other_host = service.store.start_turn(
+        service.store.create_conversation("u1", "q").id, "q", "elsewhere/1/1"
+    )
+
+    assert [t.status for t in service.turns("u1", turn.conversation_id)] == [st.RUNNING]
+    assert service.turns("u1", other_host.conversation_id)[0].status == st.RUNNING
+    assert recorder.events == []
+
+
+def test_liveness_tells_a_reused_pid_from_the_worker_that_had_it():
+    host, pid, started = liveness.current().split("/")
+
+    assert int(pid) == os.getpid() and started.isdigit()
+    assert not liveness.is_gone(liveness.current())
+    assert liveness.is_gone(f"{host}/{pid}/{int(started) + 1}")  # a reused pid
+    assert liveness.is_gone(f"{host}/{2**22 + 1}/{started}")  # above pid_max
+    assert not liveness.is_gone(f"another-host/{2**22 + 1}/{started}")
+    assert not liveness.is_gone("garbled")

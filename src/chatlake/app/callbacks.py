@@ -3,7 +3,9 @@
 One controller callback owns the conversation's state (which conversation,
 which turn is running, whether the page polls), so sending, polling, stopping,
 retrying and switching conversations never race each other over shared outputs.
-Ratings have their own per-turn callback.
+Ratings have their own per-turn callback. Polls read turns through
+ChatService.turns, which ends a turn whose worker process died, so the page
+never waits for good on a turn nobody streams.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from chatlake.app import layout
 from chatlake.app import store as st
-from chatlake.app.errors import AppError
+from chatlake.app.errors import AppError, NotFound
 from chatlake.app.turns import ChatService
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ def register(app: dash.Dash, service: ChatService, user_id: Callable[[], str]) -
             raise PreventUpdate
         trigger = ctx.triggered_id
         try:
-            turn = service.store.turn(trigger["turn"])
+            turn = service.owned_turn(user_id(), trigger["turn"])
             rating = {"rate-up": 1, "rate-down": -1}.get(trigger["type"], turn.rating)
             if rating is None:
                 return no_update, no_update, "rate the answer first, then add a comment"
@@ -158,7 +160,10 @@ class _Controller:
     def poll(self, conversation_id, active_turn, rendered) -> dict:
         if not active_turn or not conversation_id:
             return self._idle()
-        turns = self.service.store.turns(conversation_id)
+        try:
+            turns = self.service.turns(self.user_id(), conversation_id)
+        except NotFound as error:  # stale or foreign: stop polling it
+            return {**self._idle(), "chat-error": str(error)}
         (turn,) = [t for t in turns if t.id == active_turn] or [None]
         running = turn is not None and turn.status == st.RUNNING
         # Nothing new since the last tick: send nothing rather than every message.
@@ -182,8 +187,7 @@ class _Controller:
         }
 
     def open(self, conversation_id, version) -> dict:
-        self.service.store.conversation(conversation_id, self.user_id())
-        turns = self.service.store.turns(conversation_id)
+        turns = self.service.turns(self.user_id(), conversation_id)
         running = [t.id for t in turns if t.status == st.RUNNING]
         state = self._running(running[-1]) if running else self._idle()
         return {

@@ -2,7 +2,9 @@
 
 The store is also the buffer a streaming turn writes into and the page polls,
 so any gunicorn worker can serve any request: nothing lives only in one
-process's memory. A stop request is a flag in the same row.
+process's memory. A stop request is a flag in the same row, and each running
+turn names the process streaming it (see liveness.py), so that when that process
+dies, whoever polls the turn next can end it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS turns (
     comment TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_index);
 """
@@ -73,6 +76,8 @@ class Turn:
     error_message: str | None
     rating: int | None
     comment: str | None
+    created_at: float
+    worker: str | None  # the process streaming it, while it runs
 
 
 class ConversationStore:
@@ -85,6 +90,7 @@ class ConversationStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            _add_worker_column(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -115,6 +121,21 @@ class ConversationStore:
                 (ERROR, RUNNING),
             )
             return cursor.rowcount
+
+    def interrupt_orphan(self, turn_id: str, worker: str, message: str) -> bool:
+        """Ends a turn whose worker process died; True for the one caller that did.
+
+        Conditional, so that of several pollers noticing the same dead worker
+        only one ends the turn and tracks it.
+        """
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE turns SET status=?, error_type='interrupted', "
+                "error_message=?, updated_at=? "
+                "WHERE id=? AND status=? AND worker=?",
+                (ERROR, message, time.time(), turn_id, RUNNING, worker),
+            )
+            return cursor.rowcount == 1
 
     def create_conversation(self, user_id: str, first_message: str) -> Conversation:
         title = " ".join(first_message.split())[:TITLE_CHARS] or "New chat"
@@ -148,7 +169,10 @@ class ConversationStore:
             raise NotFound(f"conversation {conversation_id!r} not found")
         return Conversation(**dict(row))
 
-    def start_turn(self, conversation_id: str, user_message: str) -> Turn:
+    def start_turn(
+        self, conversation_id: str, user_message: str, worker: str | None = None
+    ) -> Turn:
+        """A running turn; ``worker`` names the process that will stream it."""
         now = time.time()
         turn_id = uuid.uuid4().hex
         with self._connect() as db:
@@ -157,8 +181,18 @@ class ConversationStore:
             ).fetchone()
             db.execute(
                 "INSERT INTO turns (id, conversation_id, turn_index, user_message, "
-                "status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (turn_id, conversation_id, count, user_message, RUNNING, now, now),
+                "status, created_at, updated_at, worker) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    turn_id,
+                    conversation_id,
+                    count,
+                    user_message,
+                    RUNNING,
+                    now,
+                    now,
+                    worker,
+                ),
             )
             db.execute(
                 "UPDATE conversations SET updated_at=? WHERE id=?",
@@ -238,5 +272,17 @@ class ConversationStore:
 
 _TURN_COLUMNS = (
     "id, conversation_id, turn_index, user_message, assistant_message, status, "
-    "finish_reason, error_type, error_message, rating, comment"
+    "finish_reason, error_type, error_message, rating, comment, created_at, worker"
 )
+
+
+def _add_worker_column(db: sqlite3.Connection) -> None:
+    # Stores made before turns named their worker lack the column.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
+    if "worker" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE turns ADD COLUMN worker TEXT")
+    except sqlite3.OperationalError as error:
+        if "duplicate column" not in str(error):  # another process added it first
+            raise

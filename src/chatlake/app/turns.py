@@ -4,6 +4,8 @@ the overhead benchmark.
 ``ChatService.begin`` records the question and returns at once; ``run`` streams
 the answer into the store (which the page polls), then records the ChatTurn
 event. Ratings record a Feedback event tied to the turn's telemetry_id.
+``turns`` is what the page polls: it also ends, as interrupted, a turn whose
+worker process died, since that process can no longer do it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from chatlake.app import liveness
 from chatlake.app import store as st
-from chatlake.app.errors import AppError, ModelError
+from chatlake.app.errors import AppError, ModelError, NotFound
 from chatlake.app.model_client import Delta, ModelClient
 from chatlake.app.settings import AppSettings
 from chatlake.app.store import ConversationStore, Turn
@@ -162,13 +165,40 @@ class ChatService:
         question = _check_question(question)
         if conversation_id is None:
             conversation_id = self.store.create_conversation(user_id, question).id
-        else:
-            self.store.conversation(conversation_id, user_id)
-        if any(t.status == st.RUNNING for t in self.store.turns(conversation_id)):
+        elif any(t.status == st.RUNNING for t in self.turns(user_id, conversation_id)):
             raise AppError(
                 "a turn is still running in this conversation; wait or stop it"
             )
-        return self.store.start_turn(conversation_id, question)
+        return self.store.start_turn(conversation_id, question, liveness.current())
+
+    def turns(self, user_id: str, conversation_id: str) -> list[Turn]:
+        """The turns of ``user_id``'s conversation, none left running by a dead
+        worker process."""
+        self.store.conversation(conversation_id, user_id)
+        turns = self.store.turns(conversation_id)
+        orphans = [
+            t
+            for t in turns
+            if t.status == st.RUNNING and t.worker and liveness.is_gone(t.worker)
+        ]
+        if not orphans:
+            return turns
+        for orphan in orphans:
+            self._end_orphan(user_id, orphan)
+        return self.store.turns(conversation_id)
+
+    def _end_orphan(self, user_id: str, turn: Turn) -> None:
+        if not self.store.interrupt_orphan(turn.id, turn.worker, str(INTERRUPTED)):
+            return  # another poller ended it first
+        logger.warning("turn %s interrupted: its worker %s died", turn.id, turn.worker)
+        # Timed from the turn's start in the store: the dead worker's clock is gone.
+        age_s = max(0.0, time.time() - turn.created_at)
+        progress = _Progress(
+            started_us=round(turn.created_at * 1_000_000),
+            started_s=time.perf_counter() - age_s,
+            text=turn.assistant_message,
+        )
+        self._track_failure(user_id, turn, progress, INTERRUPTED)
 
     def submit(self, user_id: str, turn: Turn) -> Future[Turn]:
         """Runs the turn on a worker thread."""
@@ -307,18 +337,20 @@ class ChatService:
         return messages
 
     def stop(self, user_id: str, turn_id: str) -> None:
-        self._owned_turn(user_id, turn_id)
+        self.owned_turn(user_id, turn_id)
         self.store.request_stop(turn_id)
 
     def retry(self, user_id: str, turn_id: str) -> Turn:
         """Replaces a failed turn with a new attempt at the same question."""
-        failed = self._owned_turn(user_id, turn_id)
+        failed = self.owned_turn(user_id, turn_id)
         if failed.status != st.ERROR:
             raise AppError(
                 f"turn {turn_id!r} did not fail, so there is nothing to retry"
             )
         self.store.delete_turn(turn_id)
-        return self.store.start_turn(failed.conversation_id, failed.user_message)
+        return self.store.start_turn(
+            failed.conversation_id, failed.user_message, liveness.current()
+        )
 
     def rate(
         self, user_id: str, turn_id: str, rating: int, comment: str | None = None
@@ -327,7 +359,7 @@ class ChatService:
         if rating not in (1, -1):
             raise AppError(f"rating must be 1 or -1, not {rating!r}")
         comment = _check_comment(comment)
-        turn = self._owned_turn(user_id, turn_id)
+        turn = self.owned_turn(user_id, turn_id)
         self.store.rate(turn_id, rating, comment)
         feedback_id = uuid.uuid4().hex
         self.telemetry.track_feedback(
@@ -341,9 +373,14 @@ class ChatService:
         )
         return feedback_id
 
-    def _owned_turn(self, user_id: str, turn_id: str) -> Turn:
+    def owned_turn(self, user_id: str, turn_id: str) -> Turn:
+        """The turn if it is ``user_id``'s; else NotFound naming only ``turn_id``."""
         turn = self.store.turn(turn_id)
-        self.store.conversation(turn.conversation_id, user_id)
+        try:
+            self.store.conversation(turn.conversation_id, user_id)
+        except NotFound:
+            # Not the owner's conversation id: that would hand it to a stranger.
+            raise NotFound(f"turn {turn_id!r} not found") from None
         return turn
 
 
