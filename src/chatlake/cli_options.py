@@ -11,6 +11,7 @@ command does not pay for another's gRPC, Dash or DuckDB.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Ports a user picks; the servers that accept 0 (pick a free one) use int.
 PORT = click.IntRange(1, 65535)
+
+
+class FiniteFloat(click.FloatRange):
+    """A number flag within its range, refusing nan and infinity.
+
+    click's FloatRange lets nan through, since nan compares false with every
+    bound; give a ``max`` too, as infinity or a huge value overflows timers.
+    """
+
+    def convert(self, value: Any, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:

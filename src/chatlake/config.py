@@ -7,8 +7,11 @@ the component's own ``config`` module and use the helpers here.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+
+from chatlake.errors import ConfigError
 
 DEFAULT_DATA_DIR = ".chatlake"
 DEFAULT_HOST = "127.0.0.1"
@@ -43,3 +46,48 @@ def catalog_url(value: str | None = None) -> str:
 def is_loopback(host: str) -> bool:
     """True for addresses that only this machine can reach."""
     return host in {"localhost", "::1", "[::1]"} or host.startswith("127.")
+
+
+def number_problem(
+    value: float,
+    *,
+    maximum: float,
+    minimum: float = 0.0,
+    above_minimum: bool = False,
+) -> str | None:
+    """Why ``value`` cannot be used as a setting, or None when it can.
+
+    A range check alone lets nan through (it compares false with every bound),
+    and infinity or a huge number overflows the timers and dates it ends up in,
+    so every number setting has a finite maximum.
+    """
+    if not math.isfinite(value):
+        return "must be a finite number"
+    if above_minimum and value <= minimum:
+        return f"must be greater than {minimum:g}"
+    if value < minimum:
+        return f"must be at least {minimum:g}"
+    if value > maximum:
+        return f"must be at most {maximum:g}"
+    return None
+
+
+def number_setting(
+    name: str,
+    raw: str,
+    *,
+    maximum: float,
+    minimum: float = 0.0,
+    above_minimum: bool = False,
+) -> float:
+    """The text ``raw`` of setting ``name`` as a usable number, else ConfigError."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    problem = number_problem(
+        value, maximum=maximum, minimum=minimum, above_minimum=above_minimum
+    )
+    if problem:
+        raise ConfigError(f"{name}={raw!r} {problem}")
+    return value

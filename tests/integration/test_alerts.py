@@ -391,7 +391,7 @@ threshold = 3
 
 @pytest.mark.parametrize("webhook_up", [True, False])
 def test_alerts_run_once_fails_when_the_webhook_refuses(
-    catalog_server, tables, receiver, tmp_path, webhook_up
+    catalog_server, tables, receiver, tmp_path, webhook_up, caplog
 ):
     url = f"{receiver.url}/hook"
     if not webhook_up:
@@ -413,4 +413,9 @@ def test_alerts_run_once_fails_when_the_webhook_refuses(
         assert result.output.splitlines()[-1] == (
             f"Error: alert webhook {url} did not accept 1 notification(s) "
             f"(any turns); --once does not retry"
+        )
+        # The log says only what is true: a single run retries nothing.
+        [failed] = [r for r in caplog.records if "webhook for" in r.getMessage()]
+        assert failed.getMessage().startswith(
+            "alert webhook for 'any turns' failed: Server error '500"
         )

@@ -149,5 +149,5 @@ def test_the_shared_options_load_no_heavy_module():
     )
 
     assert loaded.stdout == (
-        "['chatlake', 'chatlake.cli_options', 'chatlake.config']\n"
+        "['chatlake', 'chatlake.cli_options', 'chatlake.config', 'chatlake.errors']\n"
     )

@@ -36,6 +36,7 @@ import httpx
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
+from chatlake import config
 from chatlake.analytics import guard, ingest_metrics, reports
 from chatlake.analytics.errors import AlertRuleError, ReadOnlyError, SqlSyntaxError
 from chatlake.errors import ChatlakeError
@@ -90,6 +91,16 @@ _RULE_KEYS = {
     "metrics_url",
 }
 _TOP_KEYS = {"interval_s", "webhook_url", "webhook_timeout_s", "tables", "rules"}
+
+# Every number in a rules file is finite and bounded: nan never compares true,
+# so a nan threshold would never fire, and infinity or a huge window overflows
+# the timers and dates it ends up in.
+MAX_NUMBER = 1e15
+_MAXIMUM = {
+    "window_minutes": 366 * 24 * 60.0,  # a year, from a table's recent rows
+    "interval_s": 86400.0,
+    "webhook_timeout_s": 300.0,
+}
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,7 @@ def _checked_rule(entry: dict[str, Any]) -> Rule:
         threshold=_number(entry.get("threshold"), "threshold"),
         op=op,
         window_minutes=_positive(entry.get("window_minutes", 15.0), "window_minutes"),
-        min_count=int(_number(entry.get("min_count", 1), "min_count")),
+        min_count=int(_number(entry.get("min_count", 1), "min_count", minimum=0)),
         sql=entry.get("sql"),
         metric=entry.get("metric"),
         labels=_labels(entry.get("labels", {})),
@@ -250,17 +261,24 @@ def _no_unknown_keys(data: dict[str, Any], allowed: set[str], where: str) -> Non
         raise AlertRuleError(f"unknown key {unknown[0]!r} in {where}; known: {known}")
 
 
-def _number(value: Any, key: str) -> float:
+def _number(
+    value: Any, key: str, *, minimum: float = -MAX_NUMBER, above_minimum=False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AlertRuleError(f"{key!r} must be a number, got {value!r}")
+    problem = config.number_problem(
+        float(value),
+        maximum=_MAXIMUM.get(key, MAX_NUMBER),
+        minimum=minimum,
+        above_minimum=above_minimum,
+    )
+    if problem:
+        raise AlertRuleError(f"{key!r} {problem}, got {value!r}")
     return float(value)
 
 
 def _positive(value: Any, key: str) -> float:
-    number = _number(value, key)
-    if number <= 0:
-        raise AlertRuleError(f"{key!r} must be greater than 0, got {value!r}")
-    return number
+    return _number(value, key, minimum=0, above_minimum=True)
 
 
 def _labels(value: Any) -> dict[str, str]:
@@ -413,8 +431,10 @@ def results_table(results: list[AlertResult]) -> pa.Table:
 class Monitor:
     """Remembers which rules fire and announces every change once."""
 
-    def __init__(self, evaluator: Evaluator) -> None:
+    def __init__(self, evaluator: Evaluator, *, retries: bool = True) -> None:
         self.evaluator = evaluator
+        # False for a single evaluation: a failed POST is then reported, not retried.
+        self.retries = retries
         self._firing: dict[str, bool] = {}
         self._undelivered: dict[str, AlertResult] = {}
 
@@ -472,7 +492,8 @@ class Monitor:
                 response = self.evaluator.http.post(url, json=result.payload())
                 response.raise_for_status()
             except httpx.HTTPError as error:
-                log.warning("alert webhook for %r failed, will retry: %s", name, error)
+                retry = ", will retry" if self.retries else ""
+                log.warning("alert webhook for %r failed%s: %s", name, retry, error)
                 continue
             del self._undelivered[name]
 

@@ -24,13 +24,15 @@ from chatlake.analytics.connect import (
 )
 from chatlake.analytics.engine import SqlEngine
 from chatlake.analytics.errors import AnalyticsError
-from chatlake.cli_options import json_option, option_group
+from chatlake.cli_options import FiniteFloat, json_option, option_group
 from chatlake.config import ENV_CATALOG_URL, ENV_DATA_DIR
 
 log = logging.getLogger(__name__)
 
 ENV_TIMEOUT_S = "CHATLAKE_SQL_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 300.0
+# A day: longer is a mistake, and infinity would overflow the statement's timer.
+MAX_TIMEOUT_S = 86400.0
 # Exit status of a command stopped by Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
 SIGNAL_CHECK_S = 0.1
@@ -44,7 +46,8 @@ connection_options = option_group(
     click.option(
         "--catalog-url",
         envvar=ENV_CATALOG_URL,
-        help="Catalog base URL [default: http://127.0.0.1:8080].",
+        help="Catalog base URL [default: CHATLAKE_CATALOG_URL from "
+        "<data dir>/app.env when that file has it, else http://127.0.0.1:8080].",
     ),
     click.option(
         "--data-dir",
@@ -66,7 +69,7 @@ connection_options = option_group(
     click.option(
         "--timeout-s",
         envvar=ENV_TIMEOUT_S,
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloat(min=0, max=MAX_TIMEOUT_S, min_open=True),
         default=DEFAULT_TIMEOUT_S,
         show_default=True,
         help=f"Stop a statement running longer than this (${ENV_TIMEOUT_S}).",
@@ -297,7 +300,8 @@ def alerts_run(rules_path, once, **connection):
     logs.configure()
     rules = alerting.load_rules(Path(rules_path))
     with _engine(**connection) as engine:
-        monitor = alerting.Monitor(alerting.Evaluator(engine, rules))
+        evaluator = alerting.Evaluator(engine, rules)
+        monitor = alerting.Monitor(evaluator, retries=not once)
         if once:
             monitor.step()
             _check_delivered(monitor, rules.webhook_url)

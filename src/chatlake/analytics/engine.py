@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from chatlake import config
 from chatlake.analytics import dialect, guard, snapshots
 from chatlake.analytics.errors import (
     QueryError,
@@ -35,6 +36,7 @@ from chatlake.analytics.errors import (
     QueryTimeoutError,
 )
 from chatlake.analytics.resolver import TableResolver
+from chatlake.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class SqlEngine:
         owns_source: bool = False,
         timeout_s: float | None = None,
     ) -> None:
+        _check_timeout(timeout_s)
         self._resolver = _as_resolver(source)
         self._owns_source = owns_source
         self._timeout_s = timeout_s
@@ -357,3 +360,14 @@ def _is_hugeint(data_type: pa.DataType) -> bool:
         and data_type.precision == 38
         and data_type.scale == 0
     )
+
+
+def _check_timeout(timeout_s: float | None) -> None:
+    # nan would stop every statement at once, infinity overflow the timer.
+    if timeout_s is None:
+        return
+    problem = config.number_problem(
+        timeout_s, maximum=threading.TIMEOUT_MAX, above_minimum=True
+    )
+    if problem:
+        raise ConfigError(f"SQL timeout_s {problem}, got {timeout_s!r}")

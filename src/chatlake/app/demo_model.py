@@ -22,7 +22,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from chatlake import config
 from chatlake.app.retrieval import Bm25Index, default_documents, load_index
+from chatlake.errors import ConfigError
 
 DEMO_MODEL_ID = "chatlake-demo"
 DEMO_MODEL_LABEL = "offline demo model"
@@ -32,12 +34,23 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
 
+# A minute: a longer pause between tokens would look like a hung stream.
+MAX_DELAY_MS = 60_000.0
+
+
 @dataclass(frozen=True)
 class DemoModelSettings:
     token_delay_ms: float = 20.0
     first_token_delay_ms: float = 150.0
     passages_per_answer: int = 2
     documents: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("token_delay_ms", "first_token_delay_ms"):
+            value = getattr(self, name)
+            problem = config.number_problem(value, maximum=MAX_DELAY_MS)
+            if problem:
+                raise ConfigError(f"demo model {name} {problem}, got {value!r}")
 
 
 class RequestError(Exception):

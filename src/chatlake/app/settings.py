@@ -31,6 +31,8 @@ ENV_APP_NAME = "CHATLAKE_APP_NAME"
 ENV_APP_PORT = "DATABRICKS_APP_PORT"
 
 DEFAULT_MODEL_TIMEOUT_S = 60.0
+# An hour: a turn that may take longer looks hung to the person waiting.
+MAX_MODEL_TIMEOUT_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in Markdown."
 DEFAULT_APP_NAME = "chatlake-chatbot"
@@ -66,9 +68,7 @@ class ModelSettings:
             api_key=api_key,
             model=model,
             label=env.get(ENV_MODEL_LABEL) or default_label,
-            timeout_s=_positive(
-                env, ENV_MODEL_TIMEOUT_S, DEFAULT_MODEL_TIMEOUT_S, float
-            ),
+            timeout_s=_timeout_s(env),
             max_tokens=_positive(env, ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS, int),
             system_prompt=env.get(ENV_SYSTEM_PROMPT) or DEFAULT_SYSTEM_PROMPT,
             oauth=oauth,
@@ -113,6 +113,15 @@ def _oauth(env: dict[str, str]) -> ClientCredentials:
         )
     token_url = f"{_https(env['DATABRICKS_HOST'])}/oidc/v1/token"
     return ClientCredentials(token_url, client_id, secret)
+
+
+def _timeout_s(env: dict[str, str]) -> float:
+    raw = env.get(ENV_MODEL_TIMEOUT_S)
+    if raw is None or raw == "":
+        return DEFAULT_MODEL_TIMEOUT_S
+    return config.number_setting(
+        ENV_MODEL_TIMEOUT_S, raw, maximum=MAX_MODEL_TIMEOUT_S, above_minimum=True
+    )
 
 
 def _positive(env: dict[str, str], name: str, default, kind):

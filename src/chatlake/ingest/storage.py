@@ -29,6 +29,7 @@ from typing import Literal, get_args
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
+from chatlake import config
 from chatlake.errors import ConfigError
 from chatlake.ingest.committer import Committer, PendingBatch, committed_version
 from chatlake.ingest.dedupe import DedupeIndex, load_recent_keys
@@ -95,8 +96,8 @@ class StorageSettings:
             raise ConfigError(
                 f"durability must be 'wal' or 'commit', got {self.durability!r}"
             )
-        for name in ("commit_interval_s", "dedupe_window_s"):
-            _require(getattr(self, name) > 0, name, "must be greater than 0")
+        for name, maximum in _MAXIMUM.items():
+            _require_number(self, name, maximum)
         for name in (
             "commit_bytes",
             "max_pending_bytes",
@@ -104,16 +105,6 @@ class StorageSettings:
             "dedupe_max_keys",
         ):
             _require(getattr(self, name) >= 1, name, "must be at least 1")
-        _require(
-            self.maintenance_interval_s >= 0,
-            "maintenance_interval_s",
-            "must be 0 (off) or positive",
-        )
-        _require(
-            self.vacuum_retention_hours >= 0,
-            "vacuum_retention_hours",
-            "must not be negative",
-        )
         _require(
             self.max_pending_bytes >= self.commit_bytes,
             "max_pending_bytes",
@@ -139,6 +130,29 @@ class StorageSettings:
 def _require(ok: bool, name: str, problem: str) -> None:
     if not ok:
         raise ConfigError(f"storage setting {name} {problem}")
+
+
+# Each number setting's largest usable value: infinity or a huge number would
+# overflow the timers and dates it ends up in (nan is refused too).
+_MAXIMUM = {
+    "commit_interval_s": 3600.0,
+    "dedupe_window_s": 30 * 86400.0,
+    "maintenance_interval_s": 30 * 86400.0,  # 0 turns maintenance off
+    "vacuum_retention_hours": 10 * 8760.0,
+}
+_ZERO_ALLOWED = {"maintenance_interval_s", "vacuum_retention_hours"}
+
+
+def _require_number(settings: StorageSettings, name: str, maximum: float) -> None:
+    value = getattr(settings, name)
+    problem = config.number_problem(
+        value, maximum=maximum, above_minimum=name not in _ZERO_ALLOWED
+    )
+    if problem:
+        variable = StorageSettings.ENV[name]
+        raise ConfigError(
+            f"storage setting {name} {problem}, got {value!r} (env {variable})"
+        )
 
 
 def _parse_env(variable: str, text: str, type_name: str):
