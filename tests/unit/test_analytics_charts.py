@@ -43,3 +43,35 @@ def test_several_buckets_keep_plotlys_own_axis() -> None:
     assert "range" not in figure["layout"]["xaxis"]
     assert "tickvals" not in figure["layout"]["xaxis"]
     json.dumps(figure["layout"])  # the axis stays plain JSON
+
+
+def test_one_hour_of_messages_draws_a_bar_most_of_an_hour_wide() -> None:
+    table = pa.table({"hour": [HOUR], "messages": [3], "users": [1]})
+
+    bar, users = charts.messages(table)["data"]
+
+    assert bar["width"] == 0.8 * 3_600_000  # milliseconds on a date axis
+    assert users["mode"] == "lines+markers"  # one point shows as a marker
+
+
+def test_one_day_of_sessions_draws_a_bar_and_room_for_the_right_axis() -> None:
+    table = pa.table(
+        {"day": [date(2026, 12, 4)], "sessions": [2], "avg_turns_per_session": [4.52]}
+    )
+
+    figure = charts.sessions(table)
+
+    assert figure["data"][0]["width"] == 0.8 * 86_400_000
+    assert figure["data"][1]["mode"] == "lines+markers"
+    assert figure["layout"]["yaxis2"]["side"] == "right"
+    assert figure["layout"]["margin"]["r"] == 60
+
+
+def test_stream_events_bars_are_an_hour_bucket_wide() -> None:
+    table = pa.table(
+        {"hour": [HOUR, HOUR], "event": ["open", "close"], "events": [2, 1]}
+    )
+
+    figure = charts.stream_activity(table)
+
+    assert [bar["width"] for bar in figure["data"]] == [2_880_000.0, 2_880_000.0]

@@ -20,6 +20,11 @@ WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 _AXIS = {"gridcolor": "#e5e8ee", "zeroline": False}
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+# A time bucket's bar fills this share of the bucket, leaving a gap between bars.
+BAR_SHARE = 0.8
+# Room on the right for a second y axis's tick labels ("4.52"), which the
+# default margin clips.
+SECOND_AXIS_MARGIN = 60
 
 
 def base(title: str, **layout: Any) -> Figure:
@@ -60,6 +65,16 @@ def trace(kind: str, x: list, y: list, name: str, **extra: Any) -> dict[str, Any
     return {"type": kind, "x": x, "y": y, "name": name, **extra}
 
 
+def time_bars(x: list, y: list, name: str, step: timedelta) -> dict[str, Any]:
+    """Bars for time buckets ``step`` long, with an explicit width.
+
+    Plotly sizes bars on a date axis by the distance between them, so a lone
+    bucket, the whole first hour of use, would be drawn zero wide.
+    """
+    width_ms = step / timedelta(milliseconds=1) * BAR_SHARE
+    return trace("bar", x, y, name, width=width_ms)
+
+
 def _col(table: pa.Table, name: str) -> list:
     return table.column(name).to_pylist()
 
@@ -93,8 +108,9 @@ def messages(table: pa.Table) -> Figure:
         return empty(figure)
     hours = _col(table, "hour")
     figure["data"] = [
-        trace("bar", hours, _col(table, "messages"), "messages"),
-        trace("scatter", hours, _col(table, "users"), "users", mode="lines"),
+        time_bars(hours, _col(table, "messages"), "messages", HOUR),
+        # With markers a single hour still shows as a point, not nothing.
+        trace("scatter", hours, _col(table, "users"), "users", mode="lines+markers"),
     ]
     return one_bucket_axis(figure, hours, HOUR)
 
@@ -217,7 +233,7 @@ def sessions(table: pa.Table) -> Figure:
         return empty(figure)
     days = _col(table, "day")
     figure["data"] = [
-        trace("bar", days, _col(table, "sessions"), "sessions"),
+        time_bars(days, _col(table, "sessions"), "sessions", DAY),
         trace(
             "scatter",
             days,
@@ -228,6 +244,7 @@ def sessions(table: pa.Table) -> Figure:
         ),
     ]
     figure["layout"]["yaxis2"] = {"overlaying": "y", "side": "right"}
+    figure["layout"]["margin"]["r"] = SECOND_AXIS_MARGIN
     return one_bucket_axis(figure, days, DAY)
 
 
@@ -238,7 +255,7 @@ def stream_activity(table: pa.Table) -> Figure:
     for event in sorted(set(_col(table, "event"))):
         rows = table.filter(pc.equal(table.column("event"), event))
         figure["data"].append(
-            trace("bar", _col(rows, "hour"), _col(rows, "events"), event)
+            time_bars(_col(rows, "hour"), _col(rows, "events"), event, HOUR)
         )
     return one_bucket_axis(figure, _col(table, "hour"), HOUR)
 
