@@ -11,7 +11,8 @@
    looked up in a 1M-key dict.
 2. Through Storage (wal mode, 25,000-row appends of ~500-byte chat rows, as
    ``analytics.py`` feeds it): rows/s with the table's dedupe key set, against
-   the same rows into a table without one; medians of alternated runs.
+   the same rows into a table without one, and the process's CPU time per
+   row in each; medians of alternated runs.
 """
 
 from __future__ import annotations
@@ -107,11 +108,15 @@ def chat_rows(first: int, count: int) -> pa.RecordBatch:
     )
 
 
-async def storage_rows_per_s(root: Path, rows: int, dedupe_key: str | None) -> float:
-    """Rows/s of appends through Storage: time in append() and the last flush."""
+async def through_storage(
+    root: Path, rows: int, dedupe_key: str | None
+) -> tuple[float, float]:
+    """Rows/s of appends through Storage (time in append() and the last flush),
+    and the process's CPU microseconds per row over the whole run."""
     name = f"bench.dedupe.{dedupe_key or 'none'}"
     target = TableTarget(name, (root / name).as_uri(), SCHEMA, dedupe_key)
     storage = Storage(root / f"data-{name}", StorageSettings(maintenance_interval_s=0))
+    cpu_started = time.process_time()
     await storage.start()
     took = 0.0
     for first in range(0, rows, APPEND_ROWS):
@@ -126,11 +131,12 @@ async def storage_rows_per_s(root: Path, rows: int, dedupe_key: str | None) -> f
         raise SystemExit(f"{name}: a Delta commit failed")
     took += time.perf_counter() - started
     await storage.stop()
+    cpu_s = time.process_time() - cpu_started
 
     stored = DeltaTable(target.location).count()
     expected = -(-rows // APPEND_ROWS) * APPEND_ROWS
     assert stored == expected, f"{name}: {stored} rows stored, not {expected}"
-    return stored / took
+    return stored / took, cpu_s / stored * 1e6
 
 
 def main() -> None:
@@ -161,15 +167,23 @@ def main() -> None:
         # Alternated, so that a busy spell of the machine hits both sides.
         with tempfile.TemporaryDirectory(prefix="chatlake-bench-") as directory:
             root = Path(directory)
-            plain.append(asyncio.run(storage_rows_per_s(root, options.rows, None)))
+            plain.append(asyncio.run(through_storage(root, options.rows, None)))
             deduped.append(
-                asyncio.run(storage_rows_per_s(root, options.rows, "telemetry_id"))
+                asyncio.run(through_storage(root, options.rows, "telemetry_id"))
             )
-    plain_median, deduped_median = statistics.median(plain), statistics.median(deduped)
-    print(f"storage without dedupe key: {plain_median:10,.0f} rows/s (median)")
+    # CPU per row moves less than rows/s when other work shares the machine.
+    rate, cpu = (statistics.median(run) for run in zip(*plain, strict=True))
+    rate_deduped, cpu_deduped = (
+        statistics.median(run) for run in zip(*deduped, strict=True)
+    )
     print(
-        f"storage with dedupe key:    {deduped_median:10,.0f} rows/s (median)"
-        f"  ({deduped_median / plain_median:.2f}x without)"
+        f"storage without dedupe key: {rate:10,.0f} rows/s, {cpu:5.2f} us CPU/row"
+        " (medians)"
+    )
+    print(
+        f"storage with dedupe key:    {rate_deduped:10,.0f} rows/s, "
+        f"{cpu_deduped:5.2f} us CPU/row  ({rate_deduped / rate:.2f}x the rows/s, "
+        f"{cpu_deduped / cpu:.2f}x the CPU)"
     )
 
 
