@@ -186,6 +186,11 @@ def test_ingestion_page_shows_metrics_and_stream_events(
     expect(spools.locator("td").nth(3)).to_have_text("8")
     expect(page.locator("#chart-ingest-errors g.trace.bars g.point")).to_have_count(1)
     expect(page.locator("#chart-stream-events g.trace.bars")).to_have_count(2)
+    # The events share one hour, and its bars still fill 80% of that hour.
+    bar = page.locator("#chart-stream-events g.trace.bars g.point path").first
+    plot = page.locator("#chart-stream-events rect.nsewdrag").first
+    share = bar.bounding_box()["width"] / plot.bounding_box()["width"]
+    assert share == pytest.approx(0.8, abs=0.01)
     failures = page.locator("#table-stream-failures tbody tr")
     expect(failures).to_have_count(1)
     expect(failures).to_contain_text("record 3: column turn_index: not an int")
