@@ -59,6 +59,19 @@ def test_catalog_url_comes_from_the_data_dirs_app_env(catalog_server) -> None:
     assert f"cannot reach the catalog at {closed}" in overridden.output
 
 
+@pytest.mark.parametrize("command", [["sql"], ["report"], ["alerts", "check"]])
+def test_catalog_url_help_names_app_env_before_the_local_default(command) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+
+    assert (
+        " ".join(result.output.split()).count(
+            "Catalog base URL [env CHATLAKE_CATALOG_URL; default: the one in "
+            "<data dir>/app.env when it has one, else http://127.0.0.1:8080]."
+        )
+        == 1
+    )
+
+
 @pytest.mark.parametrize("span", ["99999999999d", "999999d", "99999999999999w"])
 def test_an_overlong_last_is_one_clean_line(span: str) -> None:
     result = CliRunner().invoke(main, ["report", "latency", "--last", span])

@@ -46,8 +46,8 @@ connection_options = option_group(
     click.option(
         "--catalog-url",
         envvar=ENV_CATALOG_URL,
-        help="Catalog base URL [default: CHATLAKE_CATALOG_URL from "
-        "<data dir>/app.env when that file has it, else http://127.0.0.1:8080].",
+        help=f"Catalog base URL [env {ENV_CATALOG_URL}; default: the one in "
+        "<data dir>/app.env when it has one, else http://127.0.0.1:8080].",
     ),
     click.option(
         "--data-dir",
