@@ -13,7 +13,7 @@ from chatlake.app.demo_model import DemoModelSettings, create_demo_app
 from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.settings import AppSettings, ModelSettings
 from chatlake.app.store import ConversationStore
-from chatlake.app.testing import ServerThread
+from chatlake.app.testing import ServerThread, free_port
 from chatlake.app.up_parts import model_configured
 from chatlake.cli import main
 from chatlake.errors import ConfigError
@@ -163,6 +163,54 @@ def test_demo_drives_users_through_the_backend(tmp_path, monkeypatch):
         assert [t.turn_index for t in turns] == [0, 1]
         rated += sum(t.rating is not None for t in turns)
     assert rated == summary["ratings"]
+
+
+def demo_env(monkeypatch, tmp_path, base_url):
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    monkeypatch.setenv("CHATLAKE_MODEL", "chatlake-demo")
+    monkeypatch.delenv("ZEROBUS_SERVER_ENDPOINT", raising=False)
+    monkeypatch.delenv("CHATLAKE_SPOOL_DIR", raising=False)
+    monkeypatch.setenv("CHATLAKE_DATA_DIR", str(tmp_path / "elsewhere"))
+    return ["demo", "--data-dir", str(tmp_path / "data"), "--seed", "7"]
+
+
+@pytest.mark.parametrize(
+    ("turns", "rate", "summary"),
+    [
+        ("1", "1", "1 turn (0 failed), 1 rating; telemetry: not configured"),
+        ("2", "0", "2 turns (0 failed), 0 ratings; telemetry: not configured"),
+    ],
+)
+def test_demo_counts_in_the_singular_and_the_plural(
+    tmp_path, monkeypatch, turns, rate, summary
+):
+    settings = DemoModelSettings(
+        token_delay_ms=0, first_token_delay_ms=0, documents=(PRIMER_PATH,)
+    )
+    with ServerThread(create_demo_app(settings)) as model:
+        args = demo_env(monkeypatch, tmp_path, f"{model.url}/v1")
+        more = ["--users", "1", "--turns", turns, "--feedback-rate", rate]
+        result = CliRunner().invoke(main, [*args, *more])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == summary  # after the progress bar
+
+
+def test_demo_fails_when_every_turn_failed(tmp_path, monkeypatch):
+    args = demo_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}/v1")
+    result = CliRunner().invoke(main, [*args, "--users", "1", "--turns", "1"])
+
+    assert result.exit_code == 1
+    last_line = result.stdout.splitlines()[-1]
+    assert last_line == "1 turn (1 failed), 0 ratings; telemetry: not configured"
+    assert result.stderr == "Error: every turn failed (connection_error: 1)\n"
+
+    result = CliRunner().invoke(main, [*args, "--users", "2", "--turns", "1", "--json"])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert (summary["turns"], summary["failed"]) == (2, 2)
+    assert summary["errors"] == {"connection_error": 2}
+    assert result.stderr == "Error: every turn failed (connection_error: 2)\n"
 
 
 @pytest.mark.parametrize("rate", ["nan", "inf", "-0.1", "1.01"])

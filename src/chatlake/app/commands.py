@@ -12,7 +12,7 @@ import click
 
 from chatlake import config, logs
 from chatlake.cli_options import PORT, env_file_option, json_option, listen_options
-from chatlake.errors import ConfigError
+from chatlake.errors import ChatlakeError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +200,23 @@ def demo(users, turns, data_dir, env_file, feedback_rate, seed, as_json) -> None
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(
-            f"{summary['turns']} turns ({summary['failed']} failed), "
-            f"{summary['ratings']} ratings; telemetry: {summary['telemetry']}"
+            f"{_count(summary['turns'], 'turn')} ({summary['failed']} failed), "
+            f"{_count(summary['ratings'], 'rating')}; "
+            f"telemetry: {summary['telemetry']}"
         )
+    if summary["failed"] == summary["turns"]:
+        # Nothing but error turns: the tables got no answers, so the run failed.
+        raise ChatlakeError(f"every turn failed ({_by_type(summary['errors'])})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _by_type(errors: dict[str, int]) -> str:
+    """``{"server_error": 1, "timeout": 2}`` as "timeout: 2, server_error: 1"."""
+    ranked = sorted(errors.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{error_type}: {count}" for error_type, count in ranked)
 
 
 def _use_data_dir(data_dir: str | None) -> None:

@@ -49,10 +49,13 @@ def run_demo(
     seed: int | None,
     progress: bool = True,
 ) -> dict:
-    """Runs ``users`` x ``turns`` turns; returns counts and the telemetry state."""
+    """Runs ``users`` x ``turns`` turns; returns counts and the telemetry state.
+
+    ``errors`` counts the failed turns by error type.
+    """
     parts = build_parts(data_dir)
     service = parts.service
-    counts = {"turns": 0, "failed": 0, "ratings": 0}
+    counts = {"turns": 0, "failed": 0, "ratings": 0, "errors": {}}
     lock = threading.Lock()
     master = random.Random(seed)
     seeds = [master.randrange(2**32) for _ in range(users)]
@@ -80,7 +83,10 @@ def run_demo(
                     service.rate(user_id, done.id, rating, rng.choice(COMMENTS))
                 with lock:
                     counts["turns"] += 1
-                    counts["failed"] += done.status == st.ERROR
+                    if done.status == st.ERROR:
+                        counts["failed"] += 1
+                        errors = counts["errors"]
+                        errors[done.error_type] = errors.get(done.error_type, 0) + 1
                     counts["ratings"] += rated
                 bar.advance(task)
 
