@@ -1,0 +1,71 @@
+"""The chat page when the gunicorn workers die mid-answer (SIGKILL): gunicorn
+starts new ones, and the page shows the turn interrupted and takes questions
+again, instead of streaming for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+from chatlake.app.demo_model import DemoModelSettings, create_demo_app
+from chatlake.app.retrieval import PRIMER_PATH
+from chatlake.app.testing import (
+    ChildProcess,
+    ServerThread,
+    free_port,
+    scripted_model,
+    wait_until,
+)
+from tests.integration.process_support import alive
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def test_a_turn_cut_by_killed_workers_ends_interrupted_on_the_page(page, tmp_path):
+    settings = DemoModelSettings(
+        token_delay_ms=30, first_token_delay_ms=50, documents=(PRIMER_PATH,)
+    )
+    port = free_port()
+    with ServerThread(scripted_model(create_demo_app(settings))) as model:
+        env = {
+            "OPENAI_BASE_URL": f"{model.url}/v1",
+            "CHATLAKE_MODEL": "chatlake-demo",
+            "ZEROBUS_SERVER_ENDPOINT": "",
+        }
+        args = ["app", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+        app = ChildProcess([*args, "--workers", "2"], tmp_path / "app.log", env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            app.wait_http(f"{url}/")
+            page.goto(url)
+            page.fill("#question", "[slow] How does telemetry reach Delta Lake?")
+            page.press("#question", "Enter")
+            running = page.locator(".message.assistant[data-status=running]")
+            expect(running).to_contain_text("Here")
+
+            workers = children(app.process.pid)
+            for worker in workers:
+                os.kill(worker, signal.SIGKILL)
+            wait_until(lambda: not any(map(alive, workers)), 10, what="the workers")
+
+            # Within the time gunicorn takes to start and load new workers.
+            bubble = page.locator(".message.assistant.error")
+            expect(bubble.locator(".detail")).to_have_text(
+                "the app stopped during this turn", timeout=30_000
+            )
+            expect(page.locator("#question")).to_be_enabled()
+            expect(page.locator("#stop")).to_be_hidden()
+            expect(running).to_have_count(0)
+
+            page.fill("#question", "How do I start chatlake?")
+            page.press("#question", "Enter")
+            answered = page.locator(".message.assistant[data-status=ok]")
+            expect(answered).to_contain_text("make up", timeout=30_000)
+        finally:
+            assert app.stop() == 0, app.log()
