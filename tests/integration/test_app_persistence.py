@@ -5,7 +5,9 @@ deliver.
 from __future__ import annotations
 
 import json
+import sqlite3
 
+from chatlake.app import liveness
 from chatlake.app import store as st
 from chatlake.app.model_client import ModelClient
 from chatlake.app.server import IDENTITY_COOKIE, AppParts, create_app
@@ -101,3 +103,35 @@ def test_header_says_spooling_while_the_ingest_server_is_unreachable(tmp_path):
         assert wait_until(header, 20, interval_s=0.1, what="the spooling status")
     finally:
         telemetry.close(timeout_s=0.5)
+
+
+# The turns table as stores made before turns named their worker process.
+OLD_TURNS = """
+CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL,
+    title TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE turns (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
+    turn_index INTEGER NOT NULL, user_message TEXT NOT NULL,
+    assistant_message TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+    finish_reason TEXT, error_type TEXT, error_message TEXT, rating INTEGER,
+    comment TEXT, stop_requested INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+INSERT INTO conversations VALUES ('c1', 'u1', 'old question', 1.0, 1.0);
+INSERT INTO turns (id, conversation_id, turn_index, user_message,
+    assistant_message, status, created_at, updated_at)
+    VALUES ('t1', 'c1', 0, 'old question', 'old answer', 'ok', 1.0, 1.0);
+"""
+
+
+def test_a_store_from_before_worker_tracking_keeps_its_turns(tmp_path):
+    path = AppSettings(tmp_path).store_path
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_TURNS)
+
+    service = build(tmp_path).service
+    (old,) = service.turns("u1", "c1")
+    new = service.begin("u1", "c1", "new question")
+
+    assert (old.assistant_message, old.worker) == ("old answer", None)
+    assert [t.id for t in service.turns("u1", "c1")] == ["t1", new.id]
+    assert service.store.turn(new.id).worker == liveness.current()
