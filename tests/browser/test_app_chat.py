@@ -60,7 +60,10 @@ def ask(page, question: str) -> None:
 
 def test_answer_streams_renders_markdown_and_survives_reload(page, chat_url):
     page.goto(chat_url)
-    expect(page.locator("#model-label")).to_have_text("model: offline demo model")
+    # The first page of the run: a cold browser and worker, on a loaded machine.
+    expect(page.locator("#model-label")).to_have_text(
+        "model: offline demo model", timeout=20_000
+    )
     expect(page.locator("#telemetry-status")).to_have_text("telemetry: not configured")
 
     page.click("text=How do I start chatlake?")
