@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def serve(
     """
     from chatlake.ingest.storage import StorageSettings
 
-    logs.configure(log_level)
+    configure_logging(log_level)
     settings = IngestSettings(
         data_dir=config.data_dir(data_dir),
         catalog_url=config.catalog_url(catalog_url),
@@ -112,6 +113,16 @@ def serve(
         durability=durability, commit_interval_s=commit_interval_s
     )
     asyncio.run(_serve(settings, storage_settings))
+
+
+def configure_logging(level: str | None) -> None:
+    """chatlake's log lines, without httpx's INFO line per catalog look-up.
+
+    Every open stream asks the catalog about its table every few seconds;
+    httpx would log each of those requests.
+    """
+    logs.configure(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def _serve(settings: IngestSettings, storage_settings) -> None:

@@ -174,7 +174,8 @@ class Stream:
         metadata = {k.lower(): v for k, v in self.context.invocation_metadata() or ()}
         self._check_header(metadata, table_name)
         self.service.authorizer.authorize(metadata, table_name)
-        self.table = await self.service.tables.get(table_name)
+        # Fresh, not cached: a table dropped a moment ago must take no new stream.
+        self.table = await self.service.tables.lookup(table_name)
         self.decoder = self._decoder(create)
         self.stream_id = uuid.uuid4().hex
         await self._write(
