@@ -10,6 +10,8 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from chatlake.catalog import store
+from chatlake.catalog.tablefiles import location_path
 from chatlake.types import parse_columns
 
 UC = "/api/2.1/unity-catalog"
@@ -91,8 +93,8 @@ def test_table_with_every_type_gets_its_delta_table(api, schema, catalog_server)
     assert created.status_code == 200, created.text
     info = created.json()
     assert info == api.get(f"{UC}/tables/main.chatbot.every").json()
-    expected_location = (catalog_server.data_dir / "tables/main/chatbot/every").as_uri()
-    assert info["storage_location"] == expected_location
+    managed = f"tables/main/chatbot/every-{info['table_id']}"
+    assert info["storage_location"] == (catalog_server.data_dir / managed).as_uri()
     assert info["table_type"] == "MANAGED" and info["data_source_format"] == "DELTA"
     assert info["properties"] == {"k": "v"} and info["comment"] == "all"
     assert [c["position"] for c in info["columns"]] == list(range(17))
@@ -116,16 +118,64 @@ def test_table_with_every_type_gets_its_delta_table(api, schema, catalog_server)
 
 def test_dropping_a_managed_table_deletes_its_files(api, schema, catalog_server):
     info = api.post(f"{UC}/tables", json=table_body()).json()
-    path = catalog_server.data_dir / "tables/main/chatbot/t"
+    path = catalog_server.data_dir / f"tables/main/chatbot/t-{info['table_id']}"
     assert (path / "_delta_log").is_dir()
 
     assert api.delete(f"{UC}/tables/main.chatbot.t").json() == {}
 
     assert not path.exists()
+    assert list((catalog_server.data_dir / "tables/main/chatbot").iterdir()) == []
     assert_error(api.get(f"{UC}/tables/{info['full_name']}"), 404, "NOT_FOUND")
     # The name is free again, and a new table starts empty at version 0.
     again = api.post(f"{UC}/tables", json=table_body()).json()
     assert deltalake.DeltaTable(again["storage_location"]).version() == 0
+
+
+def test_external_location_holding_other_files_is_refused(api, schema, tmp_path):
+    # As file:///etc did: a Delta log written there would claim those files.
+    directory = tmp_path / "etc"
+    directory.mkdir()
+    (directory / "passwd").write_text("root:x:0:0\n")
+    location = directory.as_uri()
+    body = table_body(table_type="EXTERNAL", storage_location=location)
+
+    assert_error(
+        api.post(f"{UC}/tables", json=body),
+        400,
+        "FAILED_PRECONDITION",
+        f"location {location} holds files that are not a Delta table",
+    )
+    assert sorted(p.name for p in directory.iterdir()) == ["passwd"]
+    assert (directory / "passwd").read_text() == "root:x:0:0\n"
+    listed = api.get(
+        f"{UC}/tables", params={"catalog_name": "main", "schema_name": "chatbot"}
+    ).json()
+    assert listed == {"tables": []}
+
+
+def test_external_location_that_is_a_file_is_refused(api, schema, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("keep")
+    body = table_body(table_type="EXTERNAL", storage_location=file.as_uri())
+
+    assert_error(
+        api.post(f"{UC}/tables", json=body),
+        400,
+        "FAILED_PRECONDITION",
+        "is a file, not a directory",
+    )
+    assert file.read_text() == "keep"
+
+
+def test_external_table_in_an_existing_empty_directory(api, schema, tmp_path):
+    directory = tmp_path / "empty"
+    directory.mkdir()
+    body = table_body(table_type="EXTERNAL", storage_location=directory.as_uri())
+
+    created = api.post(f"{UC}/tables", json=body)
+
+    assert created.status_code == 200, created.text
+    assert deltalake.DeltaTable(directory.as_uri()).version() == 0
 
 
 def test_external_table_keeps_its_files(api, schema, tmp_path):
@@ -376,21 +426,53 @@ def test_non_empty_parents_need_force(api, schema, catalog_server):
     )
     assert api.delete(f"{UC}/catalogs/main", params={"force": "true"}).json() == {}
     assert api.get(f"{UC}/catalogs").json() == {"catalogs": []}
-    assert not (catalog_server.data_dir / "tables/main/chatbot/t").exists()
+    assert list((catalog_server.data_dir / "tables/main/chatbot").iterdir()) == []
 
 
-def test_leftover_files_block_a_managed_table(api, schema, catalog_server):
-    leftover = catalog_server.data_dir / "tables/main/chatbot/t"
+def test_leftovers_of_a_dropped_table_do_not_block_a_new_one(
+    api, schema, catalog_server
+):
+    # As an ingest stream still open at the drop leaves them: its last acked
+    # rows are committed where the dropped table was.
+    old = api.post(f"{UC}/tables", json=table_body()).json()
+    api.delete(f"{UC}/tables/main.chatbot.t")
+    leftover = location_path(old["storage_location"])
+    assert leftover.name == f"t-{old['table_id']}"
     leftover.mkdir(parents=True)
     (leftover / "part-0.parquet").write_bytes(b"old")
 
-    assert_error(
-        api.post(f"{UC}/tables", json=table_body()),
-        400,
-        "FAILED_PRECONDITION",
-        "already holds files",
-    )
+    created = api.post(f"{UC}/tables", json=table_body())
+
+    assert created.status_code == 200, created.text
+    new = created.json()
+    assert new["table_id"] != old["table_id"]
+    assert new["storage_location"] != old["storage_location"]
+    assert deltalake.DeltaTable(new["storage_location"]).version() == 0
     assert (leftover / "part-0.parquet").read_bytes() == b"old"
+
+
+def test_tables_of_an_older_data_dir_keep_their_stored_location(
+    api, schema, catalog_server
+):
+    # Data dirs from before table ids in managed paths hold tables at
+    # tables/<catalog>/<schema>/<name>: the location stored per table rules.
+    info = api.post(f"{UC}/tables", json=table_body()).json()
+    old_style = catalog_server.data_dir / "tables/main/chatbot/t"
+    location_path(info["storage_location"]).rename(old_style)
+    with catalog_server.service.store.transaction() as connection:
+        connection.execute(
+            store.tables.update()
+            .where(store.tables.c.id == info["table_id"])
+            .values(storage_location=old_style.as_uri())
+        )
+
+    fetched = api.get(f"{UC}/tables/main.chatbot.t").json()
+    assert fetched["storage_location"] == old_style.as_uri()
+    assert deltalake.DeltaTable(fetched["storage_location"]).version() == 0
+    api.delete(f"{UC}/tables/main.chatbot.t")
+    assert not old_style.exists()
+    again = api.post(f"{UC}/tables", json=table_body()).json()
+    assert again["storage_location"].endswith(f"/t-{again['table_id']}")
 
 
 # -- authentication and authorization -------------------------------------------------

@@ -55,10 +55,10 @@ def test_create_list_describe_drop_a_table(run, schema, catalog_server):
             "chatlake.dedupe_key=telemetry_id",
         )
     )
-    location = (catalog_server.data_dir / "tables/main/chatbot/chat").as_uri()
-    assert created == f"created table main.chatbot.chat at {location}\n"
-
     described = json.loads(ok(run("tables", "describe", "main.chatbot.chat", "--json")))
+    managed = f"tables/main/chatbot/chat-{described['table_id']}"
+    location = (catalog_server.data_dir / managed).as_uri()
+    assert created == f"created table main.chatbot.chat at {location}\n"
     assert [c["name"] for c in described["columns"]] == [
         "telemetry_id",
         "ingestion_time",

@@ -2,7 +2,7 @@
 
 >>> client = CatalogClient.local_admin("http://127.0.0.1:8080", ".chatlake")
 >>> client.get_table("main.chatbot.chat_events")["storage_location"]
-'file:///.../tables/main/chatbot/chat_events'
+'file:///.../tables/main/chatbot/chat_events-<table id>'
 """
 
 from __future__ import annotations

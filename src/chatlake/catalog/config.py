@@ -35,7 +35,7 @@ class CatalogSettings:
 
     @property
     def tables_dir(self) -> Path:
-        """Where managed tables live: ``tables/<catalog>/<schema>/<table>``."""
+        """Where managed tables live: ``tables/<catalog>/<schema>/<table>-<id>``."""
         return self.data_dir / "tables"
 
     @property

@@ -134,7 +134,8 @@ class CatalogService:
     # -- tables ------------------------------------------------------------------
 
     def create_table(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        definition = parse_table_request(body, self.settings.tables_dir)
+        table_id = str(uuid.uuid4())
+        definition = parse_table_request(body, self.settings.tables_dir, table_id)
         catalog, schema = definition.catalog, definition.schema
         self._schema(f"{catalog}.{schema}")
         _require(
@@ -156,7 +157,11 @@ class CatalogService:
             if definition.table_type == "EXTERNAL":
                 self._check_location(definition)
             self._prepare_files(definition)
-            row = {**_new_row(caller, definition.name, body), **definition.row()}
+            row = {
+                **_new_row(caller, definition.name, body),
+                "id": table_id,
+                **definition.row(),
+            }
             with self.store.transaction() as connection:
                 self.store.insert(connection, tables, row)
         logger.info("created %s table %s", definition.table_type, definition.full_name)
@@ -188,6 +193,8 @@ class CatalogService:
         if tablefiles.has_delta_log(path):
             definition.check_existing(tablefiles.existing_columns(path))
             return
+        # A Delta log written into a directory of other files would claim them.
+        tablefiles.check_empty_or_absent(path, definition.storage_location)
         tablefiles.create_empty(path, definition.arrow_schema(), definition.name)
 
     def get_table(self, caller: Caller, full_name: str) -> dict[str, Any]:

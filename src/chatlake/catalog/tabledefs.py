@@ -74,18 +74,39 @@ class TableDefinition:
             )
 
 
-def parse_table_request(body: dict[str, Any], tables_dir: Path) -> TableDefinition:
-    """Validate a UC CreateTable body; InvalidArgument names the first problem."""
+def parse_table_request(
+    body: dict[str, Any], tables_dir: Path, table_id: str
+) -> TableDefinition:
+    """Validate a UC CreateTable body; InvalidArgument names the first problem.
+
+    ``table_id`` is the new table's id: a MANAGED table lives at
+    ``<tables_dir>/<catalog>/<schema>/<name>-<table_id>``.
+    """
     catalog, schema, name = _names(body)
     table_type = _choice(body, "table_type", TABLE_TYPES, "MANAGED")
     _choice(body, "data_source_format", ("DELTA",), "DELTA")
     columns = parse_column_infos(body.get("columns"))
     properties = _string_map(body.get("properties"))
     check_properties(properties, columns)
-    location = _location(body, table_type, tables_dir / catalog / schema / name)
+    managed_path = managed_location(tables_dir, catalog, schema, name, table_id)
+    location = _location(body, table_type, managed_path)
     return TableDefinition(
         catalog, schema, name, table_type, columns, location, properties
     )
+
+
+def managed_location(
+    tables_dir: Path, catalog: str, schema: str, name: str, table_id: str
+) -> Path:
+    """Where a MANAGED table's files go.
+
+    The id makes each table's directory its own, as in Unity Catalog: a table
+    created again under a dropped one's name never lands on files the old one
+    left (rows an open stream still committed after the drop, say). Table
+    names cannot hold a '-', so no name-only directory of an older data
+    directory can clash with one of these.
+    """
+    return tables_dir / catalog / schema / f"{name}-{table_id}"
 
 
 def _names(body: dict[str, Any]) -> tuple[str, str, str]:

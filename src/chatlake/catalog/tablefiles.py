@@ -39,11 +39,34 @@ def has_delta_log(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 
 
+def check_empty_or_absent(path: Path, location: str) -> None:
+    """Refuse a location that is a file, or a directory already holding files."""
+    try:
+        if not path.exists():
+            return
+        if not path.is_dir():
+            raise FailedPrecondition(f"location {location} is a file, not a directory")
+        if any(path.iterdir()):
+            raise FailedPrecondition(
+                f"location {location} holds files that are not a Delta table; "
+                f"give an empty or new directory, or one holding a Delta table"
+            )
+    except OSError as error:
+        raise FailedPrecondition(
+            f"cannot read location {location}: {error.strerror}"
+        ) from None
+
+
 def create_empty(path: Path, schema: pa.Schema, name: str) -> None:
     """Create an empty Delta table with this schema at ``path``."""
     if has_delta_log(path):
         raise FailedPrecondition(f"{path} already holds a Delta table")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FailedPrecondition(
+            f"cannot create the directory {path}: {error.strerror}"
+        ) from None
     try:
         deltalake.DeltaTable.create(location_uri(path), schema, mode="error", name=name)
     except Exception as error:  # deltalake raises several unrelated types here
