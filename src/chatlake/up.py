@@ -4,7 +4,8 @@ Each part is a child process (``python -m chatlake <part> ...``) described by a
 :class:`Service`. They start in order, each waited on until it answers; after
 the catalog is up, the bootstrap creates the chat tables and the ``app``
 principal and writes ``<data_dir>/app.env``. Ctrl-C or SIGTERM stops the
-children in reverse order. If any child dies, the rest are stopped too.
+children in reverse order. If any child dies, the rest are stopped too. One
+``up`` runs per data directory: it holds ``<data_dir>/up.lock`` until it exits.
 
 Adding a part takes three lines: its port in ``PORTS`` (which adds a
 ``--<name>-port`` flag), a function building its Service, and that function in
@@ -31,6 +32,7 @@ import httpx
 
 from chatlake import config, logs
 from chatlake.app import up_parts
+from chatlake.catalog import lockfile
 from chatlake.child_processes import die_with_parent
 from chatlake.cli_options import PORT, data_dir_option
 from chatlake.errors import ChatlakeError
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 HOST = config.DEFAULT_HOST
 APP_ENV_FILE = "app.env"
+LOCK_FILE = "up.lock"
 STOP_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.1
 
@@ -296,6 +299,24 @@ def prepare_data_dir(path: Path) -> None:
         raise UpError(f"cannot write to data dir {path}: permission denied")
 
 
+def lock_data_dir(path: Path) -> int:
+    """Hold ``<data dir>/up.lock`` for the life of this process.
+
+    A second ``up`` on the same data directory would start a second catalog
+    on the same SQLite file and rewrite app.env to its own ports; it stops
+    here instead, in one line, before anything is started or written.
+    """
+    try:
+        return lockfile.hold(path / LOCK_FILE)
+    except lockfile.LockHeld as held:
+        raise UpError(
+            f"data dir {path} is in use by another chatlake up "
+            f"(pid {held.pid or 'unknown'}); stop it, or pick another --data-dir"
+        ) from None
+    except OSError as error:
+        raise UpError(f"cannot lock data dir {path}: {error.strerror}") from None
+
+
 def _needed_ports(ports: dict[str, int]) -> dict[str, int]:
     """The ports of the parts that will start (no demo model if one is set)."""
     if up_parts.model_configured():
@@ -425,6 +446,10 @@ def up(data_dir: Path | None, **ports: int) -> None:
     )
     check_ports(_needed_ports(ctx.ports))
     prepare_data_dir(ctx.data_dir)
-    code = run(ctx)
+    lock = lock_data_dir(ctx.data_dir)
+    try:
+        code = run(ctx)
+    finally:
+        lockfile.release(lock)
     if code:
         raise SystemExit(code)

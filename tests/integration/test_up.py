@@ -162,8 +162,9 @@ def test_up_bootstraps_stops_cleanly_restarts_and_recovers_lost_app_env(tmp_path
         assert env["CHATLAKE_FEEDBACK_TABLE"] == "main.chatbot.feedback"
         assert (data_dir / "app.env").stat().st_mode & 0o777 == 0o600
         assert sdk_token(first.catalog_url, env).status_code == 200
+        managed = data_dir / "tables/main/chatbot"
         for table in ("chat_events", "feedback"):
-            assert (data_dir / f"tables/main/chatbot/{table}/_delta_log").is_dir()
+            assert len(list(managed.glob(f"{table}-*/_delta_log"))) == 1
         assert f"catalog    {first.catalog_url}" in first.output()
 
         assert first.stop() == 0
@@ -302,6 +303,21 @@ def test_a_second_up_is_refused_and_children_die_with_up(tmp_path):
         assert "is in use; is chatlake already running?" in second.stderr
         assert len(second.stderr.splitlines()) == 1
         assert (data_dir / "app.env").read_bytes() == app_env
+
+        # On free ports of its own it stops at the data dir's lock instead,
+        # before starting a catalog on the same SQLite file or writing app.env.
+        other = {name: free_port() for name in up_module.PORTS}
+        flags = [a for n, p in other.items() for a in (f"--{n}-port", str(p))]
+        third = run_up("--data-dir", str(data_dir), *flags)
+
+        assert third.returncode == 1
+        assert third.stderr == (
+            f"Error: data dir {data_dir} is in use by another chatlake up "
+            f"(pid {first.process.pid}); stop it, or pick another --data-dir\n"
+        )
+        assert (data_dir / "app.env").read_bytes() == app_env
+        assert not catalog_answers(f"http://127.0.0.1:{other['catalog']}")
+        assert catalog_answers(first.catalog_url)
 
         children = child_pids(first.process.pid)
         assert len(children) >= 3  # catalog, ingest, app (and the demo model)

@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlalchemy.exc
 import uvicorn
 
+from chatlake.catalog import lockfile
 from chatlake.catalog.access import Access
 from chatlake.catalog.api import create_app
 from chatlake.catalog.config import CatalogSettings
@@ -26,6 +27,7 @@ from chatlake.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 30.0
+LOCK_FILE = "catalog.lock"
 
 
 def open_service(settings: CatalogSettings) -> CatalogService:
@@ -66,6 +68,7 @@ def serve(
     """Run the catalog until interrupted (blocking)."""
     check_bind(settings.host, tls_cert is not None and tls_key is not None)
     sock = bind(settings.host, settings.port)
+    lock = lock_catalog(settings)
     service = open_service(settings)
     config = uvicorn.Config(
         create_app(service),
@@ -88,6 +91,27 @@ def serve(
     finally:
         sock.close()
         service.store.close()
+        lockfile.release(lock)
+
+
+def lock_catalog(settings: CatalogSettings) -> int:
+    """Hold ``catalog/catalog.lock`` while this process serves the data directory.
+
+    Two catalog processes on one SQLite file would each run their
+    check-then-write steps under their own in-process lock only; the second
+    one stops here, in one line.
+    """
+    path = settings.catalog_dir / LOCK_FILE
+    try:
+        settings.catalog_dir.mkdir(parents=True, exist_ok=True)
+        return lockfile.hold(path)
+    except lockfile.LockHeld as held:
+        raise ConfigError(
+            f"data dir {settings.data_dir} is in use by another chatlake catalog "
+            f"(pid {held.pid or 'unknown'}); stop it, or pick another --data-dir"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot lock {path}: {error.strerror}") from None
 
 
 def bind(host: str, port: int) -> socket.socket:
