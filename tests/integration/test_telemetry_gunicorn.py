@@ -60,8 +60,16 @@ def test_preloaded_client_in_forked_workers_delivers_everything(
         }
         server = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "--preload", "--workers", "2",
-                "--bind", "127.0.0.1:0", "--chdir", str(tmp_path),
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--preload",
+                "--workers",
+                "2",
+                "--bind",
+                "127.0.0.1:0",
+                "--chdir",
+                str(tmp_path),
                 "wsgi_telemetry:app",
             ],  # fmt: skip
             env=env,

@@ -198,9 +198,7 @@ def status_line(results: page_data.PageResults) -> html.Div:
 def result_table(table: pa.Table, limit: int) -> html.Table | html.P:
     if table.num_rows == 0:
         return html.P("no data in this time range", className="note")
-    head = html.Thead(
-        html.Tr([html.Th(name) for name in table.column_names])
-    )
+    head = html.Thead(html.Tr([html.Th(name) for name in table.column_names]))
     rows = [
         html.Tr([html.Td(_cell(value)) for value in row.values()])
         for row in table.slice(0, limit).to_pylist()
