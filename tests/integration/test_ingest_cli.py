@@ -40,8 +40,7 @@ def test_help_describes_the_command():
         (["--port", "70000"], "Error: port must be between 0 and 65535, not 70000"),
         (
             ["--max-stream-age-s", "0"],
-            "Error: max_stream_age_s must be positive and rotation_grace_s not "
-            "negative",
+            "Error: max_stream_age_s must be greater than 0, got 0.0",
         ),
     ],
 )

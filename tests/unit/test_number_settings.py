@@ -19,6 +19,7 @@ from chatlake.app.demo_model import DemoModelSettings
 from chatlake.app.settings import ModelSettings
 from chatlake.cli import main
 from chatlake.errors import ConfigError
+from chatlake.ingest.config import IngestSettings
 from chatlake.ingest.storage import StorageSettings
 
 BAD_NUMBERS = ["nan", "inf", "-inf", "1e308"]
@@ -200,3 +201,43 @@ def test_model_command_refuses_an_infinite_token_delay(monkeypatch):
     assert result.output.splitlines()[-1] == (
         "Error: demo model token_delay_ms must be a finite number, got inf"
     )
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("inf", "inf is not in the range 0<=x<=87600.0."),
+        ("1e308", "1e+308 is not in the range 0<=x<=87600.0."),
+        ("nan", "'nan' is not a finite number"),
+    ],
+)
+def test_optimize_refuses_an_unusable_retention(value, problem):
+    result = CliRunner().invoke(
+        main, ["tables", "optimize", "main.a.b", "--retention-hours", value]
+    )
+
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value for '--retention-hours': {problem}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("max_stream_age_s", float("nan"), "max_stream_age_s must be a finite number"),
+        ("max_stream_age_s", 1e308, "max_stream_age_s must be at most 604800"),
+        ("rotation_grace_s", float("inf"), "rotation_grace_s must be a finite number"),
+        ("rotation_grace_s", -1.0, "rotation_grace_s must be at least 0"),
+    ],
+)
+def test_ingest_stream_timings_must_be_finite_and_bounded(
+    tmp_path, name, value, message
+):
+    # The ingest command builds these settings from its flags before it serves.
+    with pytest.raises(ConfigError) as caught:
+        IngestSettings(
+            data_dir=tmp_path, catalog_url="http://127.0.0.1:1", **{name: value}
+        )
+
+    assert str(caught.value) == f"{message}, got {value!r}"

@@ -8,15 +8,18 @@ import json
 import click
 
 from chatlake.catalog.commands import client_options, tables
-from chatlake.cli_options import json_option
+from chatlake.cli_options import FiniteFloat, json_option
 from chatlake.names import parse_table_name
+
+# Ten years: infinity would overflow the vacuum's retention.
+MAX_RETENTION_HOURS = 87_600.0
 
 
 @tables.command("optimize")
 @click.argument("name", metavar="CATALOG.SCHEMA.TABLE")
 @click.option(
     "--retention-hours",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_RETENTION_HOURS),
     default=168.0,
     show_default=True,
     help="Vacuum deletes unreferenced files older than this.",

@@ -17,6 +17,9 @@ DEFAULT_TABLE_CACHE_TTL_S = 30.0
 # How often an open stream asks whether its table was dropped or recreated.
 DEFAULT_TABLE_CHECK_INTERVAL_S = 5.0
 MIN_RECEIVE_BYTES = 16 * 1024 * 1024
+# Finite maximums: infinity or a huge value would overflow the stream's timer.
+MAX_STREAM_AGE_S = 7 * 86400.0
+MAX_ROTATION_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,10 +45,8 @@ class IngestSettings:
         _check_port("port", self.port)
         if self.metrics_port is not None:
             _check_port("metrics_port", self.metrics_port)
-        if self.max_stream_age_s <= 0 or self.rotation_grace_s < 0:
-            raise ConfigError(
-                "max_stream_age_s must be positive and rotation_grace_s not negative"
-            )
+        _check_number("max_stream_age_s", self.max_stream_age_s, MAX_STREAM_AGE_S)
+        _check_number("rotation_grace_s", self.rotation_grace_s, MAX_ROTATION_GRACE_S)
         if self.max_receive_bytes < MIN_RECEIVE_BYTES:
             raise ConfigError(
                 f"max_receive_bytes must be at least {MIN_RECEIVE_BYTES} (16 MiB): "
@@ -73,3 +74,10 @@ class IngestSettings:
 def _check_port(name: str, port: int) -> None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
+
+
+def _check_number(name: str, value: float, maximum: float) -> None:
+    above_zero = name == "max_stream_age_s"
+    problem = config.number_problem(value, maximum=maximum, above_minimum=above_zero)
+    if problem:
+        raise ConfigError(f"{name} {problem}, got {value!r}")
