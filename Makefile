@@ -25,6 +25,7 @@ bench: $(VENV)/.installed-dev $(PLOTLY_CARTESIAN).sha256
 	$(BIN)/python benchmarks/dedupe.py
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/app_overhead.py
+	$(BIN)/python benchmarks/app_poll.py
 	$(BIN)/python benchmarks/analytics.py
 
 # Regenerates the gRPC and protobuf modules from the .proto files in the package.
