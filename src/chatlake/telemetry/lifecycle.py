@@ -48,7 +48,10 @@ def _chain_sigterm(ref: weakref.ref) -> None:
     def close_then_resignal() -> None:
         _close_ref(ref)
         state["closed"] = True
-        os.kill(os.getpid(), signal.SIGTERM)
+        # To the main thread itself: sent to the process, the kernel may hand
+        # it to this thread, and a main thread blocked in a read would then
+        # never run the handler.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     def on_sigterm(signum, frame) -> None:
         if state["closed"]:
