@@ -102,17 +102,22 @@ def _engine(catalog_url, data_dir, client_id, client_secret, timeout_s):
     return make_engine(settings, verify=True, timeout_s=timeout_s)
 
 
-class Interrupted(click.ClickException):
-    exit_code = EXIT_INTERRUPTED
-
-
 @contextlib.contextmanager
 def stopped_by_ctrl_c() -> Iterator[None]:
     """Ctrl-C while connecting or printing: the same one line and status 130."""
     try:
         yield
     except KeyboardInterrupt:
-        raise Interrupted("interrupted (Ctrl-C)") from None
+        click.echo("Error: interrupted (Ctrl-C)", err=True)
+        _leave_now()
+
+
+def _leave_now() -> None:
+    # Without the interpreter's teardown: it would wait for a statement's
+    # timeout timer, and DuckDB may still be unwinding a query in its threads,
+    # where tearing down under it can abort the process.
+    sys.stdout.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def interruptible(engine: SqlEngine, work: Callable[[], T]) -> T:
@@ -141,11 +146,7 @@ def interruptible(engine: SqlEngine, work: Callable[[], T]) -> T:
         worker.join(timeout=STOP_WAIT_S)
         stopped = "query stopped" if not worker.is_alive() else "query did not stop"
         click.echo(f"Error: interrupted (Ctrl-C): {stopped}", err=True)
-        # Leave without the interpreter's teardown: DuckDB may still be
-        # unwinding the interrupted query in its threads, and tearing down
-        # under it can abort the process.
-        sys.stdout.flush()
-        os._exit(EXIT_INTERRUPTED)
+        _leave_now()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
