@@ -6,12 +6,14 @@ client could trip on, and the owner goes on writing while it is read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -196,6 +198,38 @@ def test_unready_and_broken_files_are_reported_not_raised(tmp_path) -> None:
     assert (broken.pid, broken.state, broken.events) == (12, "unreadable", 0)
     assert "not a database" in broken.error
     assert (backlog.unreadable, backlog.orphans) == (1, 1)
+
+
+def test_fifos_and_other_special_files_are_not_opened(tmp_path) -> None:
+    os.mkfifo(tmp_path / "spool-21-aa.sqlite3")
+    sqlite3.connect(tmp_path / "spool-22-bb.sqlite3").close()
+    os.mkfifo(tmp_path / "spool-22-bb.sqlite3-wal")
+    (tmp_path / "spool-23-cc.sqlite3").mkdir()
+    found: list = []
+
+    # Opening a FIFO blocks until a writer comes: read in a thread, so a
+    # regression fails this test instead of hanging it.
+    reader = threading.Thread(
+        target=lambda: found.append(read_backlog(tmp_path)), daemon=True
+    )
+    reader.start()
+    reader.join(10)
+    try:
+        assert not reader.is_alive(), "read_backlog blocked on a FIFO"
+    finally:
+        for fifo in ("spool-21-aa.sqlite3", "spool-22-bb.sqlite3-wal"):
+            # Lets a blocked reader go; nobody is reading if the test passed.
+            with contextlib.suppress(OSError):
+                os.close(os.open(tmp_path / fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    [backlog] = found
+    assert [(spool.pid, spool.state) for spool in backlog.spools] == [
+        (21, "unreadable"),
+        (22, "unreadable"),
+        (23, "unreadable"),
+    ]
+    assert backlog.spools[0].error == "spool-21-aa.sqlite3 is not a regular file"
+    assert backlog.spools[1].error == "spool-22-bb.sqlite3-wal is not a regular file"
 
 
 def test_a_spool_adopted_while_read_is_left_out(tmp_path, monkeypatch) -> None:

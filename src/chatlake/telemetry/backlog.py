@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -175,9 +176,10 @@ def _read_one(
     pid = int(match.group(1)) if match else None
     holder = _holder(path.with_suffix(".lock"), pid, holders)
     try:
+        _check_regular(path)
         events, size, oldest_us = _depth(path)
-    except sqlite3.Error as error:
-        if not path.exists():
+    except (sqlite3.Error, _NotRegular) as error:
+        if not os.path.lexists(path):
             return None
         return SpoolBacklog(
             path.name, pid, holder is not None, holder, 0, 0, None, str(error)
@@ -195,10 +197,10 @@ def _holder(
         # pid can make a dead writer look alive until its file is adopted.
         return pid if pid is not None and _pid_exists(pid) else None
     try:
-        stat = os.stat(lock_path)
+        info = os.stat(lock_path)
     except OSError:
         return None  # no lock file: its writer is gone or the file is being removed
-    return holders.get((os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino))
+    return holders.get((os.major(info.st_dev), os.minor(info.st_dev), info.st_ino))
 
 
 def _pid_exists(pid: int) -> bool:
@@ -209,6 +211,24 @@ def _pid_exists(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+class _NotRegular(Exception):
+    """A spool name on something SQLite must not open (a FIFO would block it)."""
+
+
+def _check_regular(path: Path) -> None:
+    # A clients' spool is a plain file, and so are its -wal and -shm: opening
+    # a FIFO blocks until a writer appears, which would hang every scrape.
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = os.lstat(part).st_mode
+        except FileNotFoundError:
+            if part is path:
+                raise sqlite3.OperationalError("file vanished") from None
+            continue
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(f"{part.name} is not a regular file")
 
 
 def _depth(path: Path) -> tuple[int, int, int | None]:
