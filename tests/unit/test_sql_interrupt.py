@@ -101,7 +101,13 @@ def test_ctrl_c_stops_the_sql_command_with_status_130(catalog_server) -> None:
         str(catalog_server.data_dir),
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As from a terminal: a suite started in the background of a
+        # non-interactive shell hands its children SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # A query thread, a timer and DuckDB's workers: some 6 to 14 threads.
