@@ -119,6 +119,22 @@ def test_a_bundle_gone_while_serving_gives_way_to_the_full_build(tmp_path, caplo
     assert "serving plotly's full build" in caplog.text
 
 
+def test_a_bundle_changed_while_serving_is_checked_again(tmp_path, caplog) -> None:
+    bundle = fake_bundle(tmp_path, get_plotlyjs_version())
+    app = new_app()
+    assert plotly_js.use_cartesian_build(app, bundle) is True
+    bundle.write_text('throw new Error("corrupt");')
+
+    with caplog.at_level(logging.WARNING, logger=plotly_js.__name__):
+        assert len(served(app)) > 3_000_000
+        assert len(served(app)) > 3_000_000
+
+    assert caplog.text.count("is missing or not plotly's cartesian build") == 1
+
+    fake_bundle(tmp_path, get_plotlyjs_version())  # put back, checksum and all
+    assert served(app) == bundle.read_bytes()
+
+
 def test_the_full_build_stays_reachable_for_the_page_fallback(tmp_path) -> None:
     bundle = fake_bundle(tmp_path, get_plotlyjs_version())
     app = new_app()

@@ -101,7 +101,8 @@ def use_cartesian_build(app: dash.Dash, bundle: Path = BUNDLE) -> bool:
         return False
     if not app.config.serve_locally:
         return False  # the charts load plotly.js from a CDN, not from this app
-    problem = bundle_problem(bundle, get_plotlyjs_version())
+    wanted = get_plotlyjs_version()
+    problem = bundle_problem(bundle, wanted)
     if problem is not None:
         log.warning(
             "charts load plotly's full build (4.8 MB): %s; `rm -r %s && make` "
@@ -112,20 +113,36 @@ def use_cartesian_build(app: dash.Dash, bundle: Path = BUNDLE) -> bool:
         return False
 
     path = f"{app.config.routes_pathname_prefix}{DASH_PLOTLY_PATH}"
+    # The file as checked: changed or gone since, it is checked again.
+    checked = {"as": _file_key(bundle), "ok": True}
 
     @app.server.before_request
     def serve_cartesian_build():
         request = flask.request
         if request.path != path or request.args.get("build") == "full":
             return None
+        key = _file_key(bundle)
+        if key != checked["as"]:
+            problem = bundle_problem(bundle, wanted) if key else f"{bundle} is gone"
+            checked.update({"as": key, "ok": problem is None})
+            if problem is not None:
+                log.warning("serving plotly's full build: %s", problem)
+        if not checked["ok"]:
+            return None  # Dash's own full build answers
         try:
             return flask.send_file(bundle, mimetype="text/javascript")
-        except OSError as error:
-            # Gone since the start: Dash's own full build answers instead.
-            log.warning("serving plotly's full build: %s", error)
-            return None
+        except OSError:
+            return None  # gone this instant: the next request logs it
 
     return True
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def load_early(app: dash.Dash, page_paths: tuple[str, ...]) -> None:
