@@ -287,6 +287,11 @@ def main() -> None:
         "--loads", type=int, default=7, help="First paints timed per build (7)."
     )
     args = parser.parse_args()
+    for flag, value in (("--rows", args.rows), ("--repeats", args.repeats)):
+        if value < 1:
+            parser.error(f"{flag} {value}: must be at least 1")
+    if args.loads < 1:
+        parser.error(f"--loads {args.loads}: at least one load is needed")
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="chatlake-bench-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,8 @@ def main() -> None:
         help="Chromium to drive [env CHATLAKE_CHROMIUM; default /usr/bin/chromium].",
     )
     args = parser.parse_args()
+    if args.loads < 1:
+        parser.error(f"--loads {args.loads}: at least one load is needed")
     if not (args.data / "chat_events" / "_delta_log").is_dir():
         parser.error(f"{args.data}: no chat_events table; run analytics.py --keep")
     if not Path(args.chromium).is_file():
