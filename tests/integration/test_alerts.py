@@ -419,3 +419,35 @@ def test_alerts_run_once_fails_when_the_webhook_refuses(
         assert failed.getMessage().startswith(
             "alert webhook for 'any turns' failed: Server error '500"
         )
+
+
+NAN_LATER = """
+[[rules]]
+name = "odd"
+kind = "sql"
+sql = "SELECT CASE WHEN :until > TIMESTAMP '2030-01-01' THEN 'nan'::double ELSE 5 END"
+threshold = 1
+"""
+
+
+def test_a_nan_value_cannot_be_measured_and_keeps_the_state(
+    catalog_server, tables, caplog
+):
+    clock = Clock(datetime(2029, 6, 1, tzinfo=UTC))
+    monitor = monitor_for(catalog_server, NAN_LATER, clock)
+    [before] = monitor.step()
+    clock.now = datetime(2030, 6, 1, tzinfo=UTC)
+
+    [after] = monitor.step()
+
+    assert (before.value, before.firing, before.error) == (5.0, True, None)
+    assert (after.value, after.firing, after.error) == (
+        None,
+        False,
+        "the measured value is nan",
+    )
+    assert "alert 'odd' could not be evaluated: the measured value is nan" in (
+        caplog.text
+    )
+    assert "alert resolved" not in caplog.text
+    assert alerts.results_table([after]).column("state").to_pylist() == ["error"]

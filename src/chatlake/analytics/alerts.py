@@ -21,6 +21,7 @@ fails is retried at the next evaluation.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import signal
 import threading
@@ -340,6 +341,9 @@ class Evaluator:
             value, count = self._measure(rule, now)
         except (ChatlakeError, httpx.HTTPError, ValueError) as error:
             return AlertResult(rule, now, error=str(error))
+        if value is not None and math.isnan(value):
+            # nan compares false with everything: it would read as a quiet "ok".
+            return AlertResult(rule, now, error="the measured value is nan")
         firing = (
             value is not None
             and (count is None or count >= rule.min_count)
