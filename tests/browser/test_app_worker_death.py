@@ -59,6 +59,9 @@ def test_a_turn_cut_by_killed_workers_ends_interrupted_on_the_page(page, tmp_pat
             expect(bubble.locator(".detail")).to_have_text(
                 "the app stopped during this turn", timeout=30_000
             )
+            expect(bubble.locator(".title")).to_have_text(
+                "The app stopped during this turn."
+            )
             expect(page.locator("#question")).to_be_enabled()
             expect(page.locator("#stop")).to_be_hidden()
             expect(running).to_have_count(0)

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from chatlake.app import liveness
+from chatlake.app import layout, liveness
 from chatlake.app import store as st
 from chatlake.app.demo_model import DemoModelSettings, create_demo_app
 from chatlake.app.errors import AppError
@@ -242,6 +242,11 @@ def test_shutdown_interrupts_a_running_turn_and_tracks_it(tmp_path, model_url):
     done = service.store.turn(turn.id)
     assert (done.status, done.error_type) == (st.ERROR, "interrupted")
     assert done.error_message == "the app stopped during this turn"
+    title, detail, _ = layout.answer(done).children
+    assert (title.children, detail.children) == (
+        "The app stopped during this turn.",
+        "the app stopped during this turn",
+    )
     (event,) = recorder.events
     assert (event.telemetry_id, event.status) == (turn.id, "error")
     assert event.error_type == "interrupted"

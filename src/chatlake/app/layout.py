@@ -156,14 +156,20 @@ def answer(turn: Turn) -> html.Div:
     )
 
 
+def error_title(error_type: str | None) -> str:
+    """What went wrong, in the bubble's first line."""
+    if error_type == "interrupted":
+        # The app's own worker stopped (a restart, a killed process): not the model.
+        return "The app stopped during this turn."
+    return f"The model endpoint failed ({error_type})."
+
+
 def error_bubble(turn: Turn) -> html.Div:
     return html.Div(
         className="message assistant error",
         **{"data-status": turn.status},
         children=[
-            html.Div(
-                f"The model endpoint failed ({turn.error_type}).", className="title"
-            ),
+            html.Div(error_title(turn.error_type), className="title"),
             html.Div(turn.error_message or "", className="detail"),
             html.Button(
                 "Retry", id={"type": "retry", "turn": turn.id}, className="retry"
