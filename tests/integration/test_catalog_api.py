@@ -655,3 +655,58 @@ def test_expired_token_is_401_naming_the_reason(catalog_server):
     assert_error(
         response, 401, "UNAUTHENTICATED", "invalid token: the token has expired"
     )
+
+
+def test_a_nul_in_a_location_is_400_naming_it(api, schema, tmp_path, caplog):
+    location = (tmp_path / "x").as_uri() + "/a%00b"
+    body = table_body(table_type="EXTERNAL", storage_location=location)
+
+    response = api.post(f"{UC}/tables", json=body)
+
+    assert_error(
+        response,
+        400,
+        "INVALID_ARGUMENT",
+        f"storage_location {location!r} holds a NUL character",
+    )
+    assert not (tmp_path / "x").exists()
+    assert "unexpected error" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "main", "comment": "a\x00b"}, "comment 'a\\x00b' holds a NUL"),
+        ({"name": "m\x00"}, "name 'm\\x00' holds a NUL"),
+        ({"name": "m", "properties": {"k\x00": "v"}}, "key in properties 'k\\x00'"),
+    ],
+)
+def test_any_string_with_a_nul_is_refused(api, body, message):
+    assert_error(
+        api.post(f"{UC}/catalogs", json=body), 400, "INVALID_ARGUMENT", message
+    )
+    assert api.get(f"{UC}/catalogs").json() == {"catalogs": []}
+
+
+def test_log_lines_escape_what_the_request_path_holds(api, caplog):
+    caplog.set_level("INFO", logger="chatlake.catalog.api")
+
+    response = api.get(f"{UC}/catalogs/a%00b%01c")
+
+    assert response.status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatlake.catalog.api"]
+    assert lines == [f"GET {UC}/catalogs/a\\x00b\\x01c -> 400 INVALID_ARGUMENT"]
+
+
+def test_errors_quote_a_huge_name_briefly(api):
+    response = api.post(f"{UC}/catalogs", json={"name": "a" * 5_000_000})
+
+    start = repr("a" * 100)
+    assert_error(
+        response,
+        400,
+        "INVALID_ARGUMENT",
+        f"invalid name {start}... (5000000 characters): invalid catalog name part "
+        f"{start}... (5000000 characters): use ASCII letters",
+    )
+    assert len(response.content) < 600

@@ -31,7 +31,7 @@ from chatlake.catalog.store import (
 )
 from chatlake.catalog.tokens import TokenIssuer, TokenVerifier
 from chatlake.errors import TableNameError
-from chatlake.names import check_part
+from chatlake.names import check_part, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,14 @@ def check_full_name(full_name: str, securable_type: str) -> str:
     expected = privileges.PARTS[securable_type]
     if len(parts) != expected:
         raise InvalidArgument(
-            f"invalid {securable_type.lower()} name {full_name!r}: expected "
+            f"invalid {securable_type.lower()} name {quoted(full_name)}: expected "
             f"{expected} dot-separated part(s), got {len(parts)}"
         )
     try:
         for part in parts:
             check_part(part, f"{securable_type.lower()} name part")
     except TableNameError as error:
-        raise InvalidArgument(f"invalid name {full_name!r}: {error}") from None
+        raise InvalidArgument(f"invalid name {quoted(full_name)}: {error}") from None
     return full_name.lower()
 
 

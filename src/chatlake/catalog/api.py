@@ -25,6 +25,7 @@ from chatlake.catalog.errors import (
     Unauthenticated,
 )
 from chatlake.catalog.service import CatalogService
+from chatlake.names import printable, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,21 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise InvalidArgument("malformed JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidArgument("the JSON body must be an object")
+    _refuse_nul(body, "the body")
     return body
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """No string of a request may hold a NUL: paths, SQLite text and logs choke."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidArgument(f"{where} {quoted(value)} holds a NUL character")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, f"the key in {where}")
+            _refuse_nul(item, key if where == "the body" else f"{where}.{key}")
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{index}]")
 
 
 def _error_response(error: CatalogError) -> JSONResponse:
@@ -102,7 +117,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.info(
             "%s %s -> %d %s",
             request.method,
-            request.url.path,
+            printable(request.url.path),
             error.status,
             error.error_code,
         )
@@ -119,7 +134,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = "NOT_FOUND" if error.status_code == 404 else "INVALID_ARGUMENT"
-        message = f"{request.method} {request.url.path}: {error.detail}"
+        path = printable(request.url.path)
+        message = f"{request.method} {path}: {error.detail}"
         return _error_response(
             CatalogError(message, status=error.status_code, error_code=code)
         )
@@ -131,7 +147,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await call_next(request)
         except Exception:
             logger.exception(
-                "unexpected error in %s %s", request.method, request.url.path
+                "unexpected error in %s %s",
+                request.method,
+                printable(request.url.path),
             )
             return _error_response(
                 CatalogError("internal error; see the catalog's log")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from chatlake.catalog import tablefiles
 from chatlake.catalog.errors import InvalidArgument
+from chatlake.names import quoted
 
 
 def overlaps(first: Path, second: Path) -> bool:
@@ -38,12 +39,12 @@ def check_external(
     for directory, what in reserved:
         if overlaps(path, directory):
             raise InvalidArgument(
-                f"storage_location {location!r} overlaps {what} {directory}"
+                f"storage_location {quoted(location)} overlaps {what} {directory}"
             )
     for full_name, other in existing:
         other_path = tablefiles.location_path(other).resolve()
         if overlaps(path, other_path):
             raise InvalidArgument(
-                f"storage_location {location!r} overlaps the location of table "
+                f"storage_location {quoted(location)} overlaps the location of table "
                 f"{full_name} ({other})"
             )

@@ -26,6 +26,7 @@ from chatlake.catalog.errors import (
 )
 from chatlake.catalog.store import Store, catalogs, now_ms, schemas, tables
 from chatlake.catalog.tabledefs import TableDefinition, parse_table_request
+from chatlake.names import quoted
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +430,8 @@ def _decode_token(token: str | None) -> str | None:
     except (ValueError, UnicodeDecodeError):
         text = ""
     if not text.startswith(_TOKEN_PREFIX):
-        raise InvalidArgument(f"page_token {token!r} is not one this server issued")
+        message = f"page_token {quoted(token)} is not one this server issued"
+        raise InvalidArgument(message)
     return text.removeprefix(_TOKEN_PREFIX)
 
 

@@ -14,7 +14,7 @@ from chatlake.catalog.access import check_full_name
 from chatlake.catalog.errors import InvalidArgument
 from chatlake.chat_tables import DEDUPE_KEY_PROPERTY, INGESTION_TIME_PROPERTY
 from chatlake.errors import TableNameError, TypeSpecError
-from chatlake.names import check_part
+from chatlake.names import check_part, quoted, shortened
 from chatlake.types import Column, ColumnType, arrow_schema, column_from_uc
 
 TABLE_TYPES = ("MANAGED", "EXTERNAL")
@@ -121,11 +121,15 @@ def _names(body: dict[str, Any]) -> tuple[str, str, str]:
     return catalog, schema, name
 
 
+def _quoted_any(value: Any) -> str:
+    return quoted(value) if isinstance(value, str) else shortened(repr(value))
+
+
 def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], default: str):
     value = body.get(key) or default
     if not isinstance(value, str) or value.upper() not in allowed:
         raise InvalidArgument(
-            f"{key} {value!r} is not supported: use {' or '.join(allowed)}"
+            f"{key} {_quoted_any(value)} is not supported: use {' or '.join(allowed)}"
         )
     return value.upper()
 
@@ -145,17 +149,19 @@ def parse_column_infos(value: Any) -> list[Column]:
 
 def _column(index: int, info: Any) -> Column:
     if not isinstance(info, dict):
-        raise InvalidArgument(f"column {index} must be an object, got {info!r}")
+        given = _quoted_any(info)
+        raise InvalidArgument(f"column {index} must be an object, got {given}")
     for key, kind in _COLUMN_FIELDS.items():
         if key in info and info[key] is not None and not isinstance(info[key], kind):
             raise InvalidArgument(
-                f"column {index}: {key!r} must be a {kind.__name__}, got {info[key]!r}"
+                f"column {index}: {key!r} must be a {kind.__name__}, "
+                f"got {_quoted_any(info[key])}"
             )
     try:
         return column_from_uc(info)
     except TypeSpecError as error:
         raise InvalidArgument(
-            f"column {index} ({info.get('name')!r}): {error}"
+            f"column {index} ({_quoted_any(info.get('name'))}): {error}"
         ) from None
 
 
@@ -202,12 +208,12 @@ def check_properties(properties: dict[str, str], columns: list[Column]) -> None:
     for key, value in properties.items():
         if key.startswith("chatlake.") and key not in KNOWN_PROPERTIES:
             raise InvalidArgument(
-                f"unknown table property {key!r}: chatlake knows "
+                f"unknown table property {quoted(key)}: chatlake knows "
                 f"{', '.join(KNOWN_PROPERTIES)}"
             )
         if key in KNOWN_PROPERTIES and value not in by_name:
             raise InvalidArgument(
-                f"property {key}={value!r} names no column of the table"
+                f"property {key}={quoted(value)} names no column of the table"
             )
     stamped = properties.get(INGESTION_TIME_PROPERTY)
     if stamped is not None and by_name[stamped].type.name != "TIMESTAMP":
@@ -245,6 +251,6 @@ def _location(body: dict[str, Any], table_type: str, managed_path: Path) -> str:
     path = tablefiles.location_path(given)
     if path.resolve().is_relative_to(managed_path.resolve().parents[2]):
         raise InvalidArgument(
-            f"storage_location {given!r} lies inside the managed tables directory"
+            f"storage_location {quoted(given)} lies inside the managed tables directory"
         )
     return tablefiles.location_uri(path)

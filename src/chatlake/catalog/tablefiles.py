@@ -11,6 +11,7 @@ import deltalake
 import pyarrow as pa
 
 from chatlake.catalog.errors import FailedPrecondition, InvalidArgument
+from chatlake.names import printable, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,18 @@ def location_path(location: str) -> Path:
         path = Path(location)
     else:
         raise InvalidArgument(
-            f"storage_location {location!r} is not a local file:// URI or absolute path"
+            f"storage_location {quoted(location)} is not a local file:// URI "
+            f"or absolute path"
+        )
+    if "\x00" in str(path):
+        # The OS cannot take a path holding a NUL (a %00 in the URI, say).
+        raise InvalidArgument(
+            f"storage_location {quoted(location)} holds a NUL character"
         )
     if not path.is_absolute() or ".." in path.parts:
-        raise InvalidArgument(f"storage_location {location!r} must be an absolute path")
+        raise InvalidArgument(
+            f"storage_location {quoted(location)} must be an absolute path"
+        )
     return path
 
 
@@ -73,7 +82,7 @@ def create_empty(path: Path, schema: pa.Schema, name: str) -> None:
         raise FailedPrecondition(
             f"cannot create the Delta table at {path}: {error}"
         ) from error
-    logger.info("created Delta table %s at %s", name, path)
+    logger.info("created Delta table %s at %s", name, printable(str(path)))
 
 
 def existing_columns(path: Path) -> list[str]:
