@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatlake.telemetry import TelemetryClient, TelemetryConfig
-from chatlake.telemetry.client import _REPORTED_PROBLEMS
+from chatlake.telemetry.client import _REPORTED_PROBLEMS, TelemetryStatus
 
 GOOD_ENV = {
     "ZEROBUS_SERVER_ENDPOINT": "http://127.0.0.1:50051",
@@ -142,3 +142,66 @@ def test_problems_are_logged_once_and_the_client_still_spools(tmp_path, caplog):
     assert first.status().pending == 1
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CHATLAKE_SPOOL_MAX_BYTES", "nan"),
+        ("CHATLAKE_TELEMETRY_QUEUE_SIZE", "inf"),
+        ("CHATLAKE_MESSAGE_MAX_BYTES", "1e999"),
+        ("CHATLAKE_SPOOL_MAX_BYTES", "0"),
+    ],
+)
+def test_a_malformed_number_leaves_the_client_not_configured(variable, value):
+    config = TelemetryConfig.from_env(GOOD_ENV | {variable: value})
+    assert config.problems == (
+        f"${variable} must be a positive integer, got {value!r}",
+    )
+    assert config.sendable is False
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5, True, -1])
+def test_an_argument_that_is_no_positive_integer_is_a_problem(value):
+    config = TelemetryConfig.from_env(GOOD_ENV, queue_size=value)
+    assert config.problems == (
+        f"argument queue_size must be a positive integer, got {value!r}",
+    )
+    assert config.queue_size == 10_000
+    assert config.sendable is False
+
+
+def test_a_whole_float_argument_is_taken():
+    config = TelemetryConfig.from_env(GOOD_ENV, queue_size=50.0)
+    assert (config.problems, config.queue_size) == ((), 50)
+
+
+class RecordingFactory:
+    """Stands in for the SDK: records the tables it is asked to open."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def open(self, table, fmt, on_ack, on_error):
+        self.opened.append(table)
+        raise AssertionError("a client with a malformed setting opened a stream")
+
+
+def test_a_malformed_setting_keeps_events_in_the_spool(tmp_path, caplog):
+    _REPORTED_PROBLEMS.clear()
+    env = GOOD_ENV | {"CHATLAKE_SPOOL_MAX_BYTES": "nan"}
+    config = TelemetryConfig.from_env(env, spool_dir=tmp_path)
+    factory = RecordingFactory()
+    caplog.set_level(logging.WARNING, logger="chatlake.telemetry")
+    client = TelemetryClient(config, stream_factory=factory, handle_sigterm=False)
+    from chatlake.telemetry import new_chat_turn
+
+    client.track(new_chat_turn(user_message="kept"))
+    assert client.flush(5) is False
+    assert client.status() == TelemetryStatus("not configured", 1)
+    client.close()
+    assert factory.opened == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "telemetry configuration: $CHATLAKE_SPOOL_MAX_BYTES must be a positive "
+        "integer, got 'nan'; events are spooled"
+    ]

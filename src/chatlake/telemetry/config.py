@@ -67,9 +67,12 @@ class TelemetryConfig:
 
     @property
     def sendable(self) -> bool:
-        """True when endpoint, catalog URL and credentials are all usable."""
+        """True when nothing is malformed and endpoint, catalog and credentials are set.
+
+        A malformed value keeps events spooled until it is fixed, rather than
+        sending with a default the operator did not choose."""
         needed = (self.server_endpoint, self.catalog_url, self.client_id)
-        return all(needed) and self.client_secret is not None
+        return not self.problems and all(needed) and self.client_secret is not None
 
     @classmethod
     def from_env(
@@ -176,13 +179,9 @@ class _Reader:
         value, where = self.raw(name, variable)
         if value is None or value == "":
             return None
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            number = 0
-        if number <= 0 or isinstance(value, bool):
+        number = _positive_integer(value)
+        if number is None:
             self.problems.append(f"{where} must be a positive integer, got {value!r}")
-            return None
         return number
 
     def switch(self, name: str, variable: str) -> bool | None:
@@ -200,3 +199,19 @@ class _Reader:
     def rest(self) -> dict[str, object]:
         """Keyword overrides that have no environment variable, taken as given."""
         return self.overrides
+
+
+def _positive_integer(value: object) -> int | None:
+    """``value`` as an int above zero, else None.
+
+    A bool, a fraction, nan and infinity are refused rather than rounded or
+    crashing ``int()``: a number that is no count is a malformed setting."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number > 0 else None
