@@ -75,3 +75,38 @@ def test_stream_events_bars_are_an_hour_bucket_wide() -> None:
     figure = charts.stream_activity(table)
 
     assert [bar["width"] for bar in figure["data"]] == [2_880_000.0, 2_880_000.0]
+
+
+def test_sessions_per_day_has_whole_number_ticks_on_both_axes() -> None:
+    days = [date(2026, 12, 3), date(2026, 12, 4)]
+    table = pa.table(
+        {"day": days, "sessions": [2, 3], "avg_turns_per_session": [2.0, 3.9]}
+    )
+
+    layout = charts.sessions(table)["layout"]
+
+    ticks = ("tickmode", "tick0", "dtick", "tickformat", "rangemode")
+    assert [layout["yaxis"][key] for key in ticks] == ["linear", 0, 1, ",d", "tozero"]
+    assert [layout["yaxis2"][key] for key in ticks] == ["linear", 0, 1, ",d", "tozero"]
+
+
+def test_stacked_counts_step_by_the_height_of_the_stack() -> None:
+    later = HOUR.replace(hour=17)
+    table = pa.table(
+        {
+            "hour": [HOUR, HOUR, later],
+            "event": ["open", "close", "open"],
+            "events": [8, 5, 1],
+        }
+    )
+
+    axis = charts.stream_activity(table)["layout"]["yaxis"]
+
+    assert (axis["dtick"], axis["tickformat"]) == (5, ",d")  # 13 / 5 <= 6 ticks
+
+
+def test_count_steps_are_whole_and_few() -> None:
+    tops = [0, 1, 6, 7, 12, 13, 30, 31, 60, 61, 4_000_000]
+    steps = [charts.count_step(top) for top in tops]
+
+    assert steps == [1, 1, 1, 2, 2, 5, 5, 10, 10, 20, 1_000_000]

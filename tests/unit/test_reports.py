@@ -10,7 +10,8 @@ from chatlake.analytics import reports
 from chatlake.analytics.engine import SqlEngine
 from chatlake.analytics.errors import ReportError
 from chatlake.analytics.resolver import StaticResolver
-from chatlake.analytics.testing import write_known_tables
+from chatlake.analytics.testing import chat_rows, write_known_tables, write_table
+from chatlake.chat_tables import CHAT_EVENTS
 
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
@@ -115,6 +116,23 @@ def test_latency_percentiles_interpolate(engine: SqlEngine) -> None:
         (at(1, 14), 3, 700.0, 790.0, 798.0, 200.0, 245.0),
         (at(1, 23), 1, 900.0, 900.0, 900.0, 300.0, 300.0),
         (at(2), 1, 1000.0, 1000.0, 1000.0, 350.0, 350.0),
+    ]
+
+
+def test_latency_percentiles_are_rounded_to_a_tenth_of_a_millisecond(
+    tmp_path,
+) -> None:
+    # Interpolating between 100 and 4002 ms gives 3806.8999999999996 and 3962.98.
+    rows = chat_rows()[:2]
+    for row, response_ms, ttft_ms in zip(rows, (100, 4002), (10, 20), strict=True):
+        row.update(response_time_ms=response_ms, ttft_ms=ttft_ms)
+    write_table(tmp_path / "chat_events", CHAT_EVENTS, rows)
+    engine = SqlEngine(
+        StaticResolver({reports.DEFAULT_CHAT_EVENTS: str(tmp_path / "chat_events")})
+    )
+
+    assert run(engine, "latency") == [
+        (at(30, 9), 2, 2051.0, 3806.9, 3963.0, 15.0, 19.5),
     ]
 
 

@@ -25,6 +25,9 @@ BAR_SHARE = 0.8
 # Room on the right for a second y axis's tick labels ("4.52"), which the
 # default margin clips.
 SECOND_AXIS_MARGIN = 60
+# Whole-number tick steps for count axes, and at most this many ticks.
+COUNT_STEPS = (1, 2, 5)
+MAX_COUNT_TICKS = 6
 
 
 def base(title: str, **layout: Any) -> Figure:
@@ -79,6 +82,32 @@ def _col(table: pa.Table, name: str) -> list:
     return table.column(name).to_pylist()
 
 
+def count_step(top: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50... giving at most MAX_COUNT_TICKS
+    steps from zero to ``top``."""
+    scale = 1
+    while True:
+        for step in COUNT_STEPS:
+            if top <= step * scale * MAX_COUNT_TICKS:
+                return step * scale
+        scale *= 10
+
+
+def count_axis(axis: dict[str, Any], *columns: list) -> None:
+    """Whole-number ticks from zero: plotly's own ticks read 2.633 sessions.
+
+    ``columns`` stack: the axis must reach their sum at each position.
+    """
+    sums = [sum(v or 0 for v in values) for values in zip(*columns, strict=True)]
+    axis.update(
+        rangemode="tozero",
+        tickmode="linear",
+        tick0=0,
+        dtick=count_step(max(sums, default=0)),
+        tickformat=",d",
+    )
+
+
 def one_bucket_axis(figure: Figure, values: list, step: timedelta) -> Figure:
     """Label a time axis holding a single bucket with that bucket alone.
 
@@ -112,6 +141,7 @@ def messages(table: pa.Table) -> Figure:
         # With markers a single hour still shows as a point, not nothing.
         trace("scatter", hours, _col(table, "users"), "users", mode="lines+markers"),
     ]
+    count_axis(figure["layout"]["yaxis"], _tallest(table, "messages", "users"))
     return one_bucket_axis(figure, hours, HOUR)
 
 
@@ -157,6 +187,7 @@ def error_types(table: pa.Table) -> Figure:
     figure["data"] = [
         trace("bar", _col(table, "error_type"), _col(table, "errors"), "errors")
     ]
+    count_axis(figure["layout"]["yaxis"], _col(table, "errors"))
     return figure
 
 
@@ -169,6 +200,8 @@ def feedback_by_model(table: pa.Table) -> Figure:
         trace("bar", models, _col(table, "thumbs_up"), "thumbs up"),
         trace("bar", models, _col(table, "thumbs_down"), "thumbs down"),
     ]
+    up_and_down = (_col(table, "thumbs_up"), _col(table, "thumbs_down"))
+    count_axis(figure["layout"]["yaxis"], *up_and_down)
     return figure
 
 
@@ -243,7 +276,9 @@ def sessions(table: pa.Table) -> Figure:
             yaxis="y2",
         ),
     ]
-    figure["layout"]["yaxis2"] = {"overlaying": "y", "side": "right"}
+    figure["layout"]["yaxis2"] = {"overlaying": "y", "side": "right", "showgrid": False}
+    count_axis(figure["layout"]["yaxis"], _col(table, "sessions"))
+    count_axis(figure["layout"]["yaxis2"], _col(table, "avg_turns_per_session"))
     figure["layout"]["margin"]["r"] = SECOND_AXIS_MARGIN
     return one_bucket_axis(figure, days, DAY)
 
@@ -257,7 +292,20 @@ def stream_activity(table: pa.Table) -> Figure:
         figure["data"].append(
             time_bars(_col(rows, "hour"), _col(rows, "events"), event, HOUR)
         )
+    count_axis(figure["layout"]["yaxis"], _events_per_hour(table))
     return one_bucket_axis(figure, _col(table, "hour"), HOUR)
+
+
+def _tallest(table: pa.Table, *names: str) -> list:
+    """Per row, the largest of the named columns."""
+    columns = [_col(table, name) for name in names]
+    return [max(v or 0 for v in row) for row in zip(*columns, strict=True)]
+
+
+def _events_per_hour(table: pa.Table) -> list:
+    """The height of each hour's stack of stream events."""
+    grouped = table.group_by("hour").aggregate([("events", "sum")])
+    return _col(grouped, "events_sum")
 
 
 def bars(title: str, labels: list, values: list) -> Figure:
