@@ -74,6 +74,14 @@ def test_nothing_configured_means_the_demo_model_on_loopback():
             "CHATLAKE_MODEL_TIMEOUT_S='soon' is not",
         ),
         ({"CHATLAKE_MAX_TOKENS": "-3"}, "CHATLAKE_MAX_TOKENS='-3' must be greater"),
+        (
+            {"CHATLAKE_MAX_TOKENS": "1e999"},
+            "CHATLAKE_MAX_TOKENS='1e999' is not a whole number: give 1 to 1000000",
+        ),
+        (
+            {"CHATLAKE_MAX_TOKENS": "1000001"},
+            "CHATLAKE_MAX_TOKENS='1000001' is too large: at most 1000000",
+        ),
     ],
 )
 def test_bad_model_settings_name_the_variable(env, message):

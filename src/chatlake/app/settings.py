@@ -34,6 +34,8 @@ DEFAULT_MODEL_TIMEOUT_S = 60.0
 # An hour: a turn that may take longer looks hung to the person waiting.
 MAX_MODEL_TIMEOUT_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
+# Far above any model's output window, and small enough for every API's integer.
+MAX_MAX_TOKENS = 1_000_000
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in Markdown."
 DEFAULT_APP_NAME = "chatlake-chatbot"
 DEMO_API_KEY = "offline-demo"
@@ -69,7 +71,7 @@ class ModelSettings:
             model=model,
             label=env.get(ENV_MODEL_LABEL) or default_label,
             timeout_s=_timeout_s(env),
-            max_tokens=_positive(env, ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS, int),
+            max_tokens=_max_tokens(env),
             system_prompt=env.get(ENV_SYSTEM_PROMPT) or DEFAULT_SYSTEM_PROMPT,
             oauth=oauth,
         )
@@ -124,16 +126,22 @@ def _timeout_s(env: dict[str, str]) -> float:
     )
 
 
-def _positive(env: dict[str, str], name: str, default, kind):
-    raw = env.get(name)
+def _max_tokens(env: dict[str, str]) -> int:
+    raw = env.get(ENV_MAX_TOKENS)
     if raw is None or raw == "":
-        return default
+        return DEFAULT_MAX_TOKENS
+    setting = f"{ENV_MAX_TOKENS}={raw!r}"
     try:
-        value = kind(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        # 1e999 and 2.5 are numbers, just not a count of tokens.
+        raise ConfigError(
+            f"{setting} is not a whole number: give 1 to {MAX_MAX_TOKENS}"
+        ) from None
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+        raise ConfigError(f"{setting} must be greater than zero")
+    if value > MAX_MAX_TOKENS:
+        raise ConfigError(f"{setting} is too large: at most {MAX_MAX_TOKENS}")
     return value
 
 
