@@ -344,3 +344,22 @@ def test_serving_beyond_loopback_without_tls_is_refused(tmp_path):
     assert result.exit_code == 1
     assert "refusing to listen on 0.0.0.0 without TLS" in result.output
     assert not (tmp_path / "catalog").exists()
+
+
+def test_a_location_with_a_nul_is_refused_naming_it(run, schema, tmp_path):
+    location = (tmp_path / "x").as_uri() + "/a%00b"
+
+    result = run(
+        "tables",
+        "create",
+        "main.chatbot.tx",
+        "--columns",
+        "id STRING",
+        "--location",
+        location,
+    )
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: storage_location {location!r} holds a NUL character\n"
+    )
