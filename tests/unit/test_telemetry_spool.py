@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from chatlake.telemetry.backlog import read_backlog
 from chatlake.telemetry.spool import Spool, StreamFormat
 
 PROTO = StreamFormat("proto", b"descriptor")
@@ -123,3 +128,129 @@ def test_spool_of_a_sigkilled_process_is_adopted(tmp_path):
     )
     after.close()
     while_alive.close()
+
+
+def names(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def own_files(spool: Spool) -> list[str]:
+    return [f"{spool.name}.lock", spool.path.name]
+
+
+def test_an_empty_orphan_is_removed_with_its_companions(tmp_path, caplog):
+    for suffix in (".sqlite3", ".sqlite3-wal", ".sqlite3-shm", ".lock"):
+        (tmp_path / f"spool-2-empty{suffix}").write_bytes(b"")
+    caplog.set_level(logging.INFO, logger="chatlake.telemetry")
+    spool = Spool(tmp_path, 1000)
+    assert spool.open() == 0
+    assert names(tmp_path) == sorted(
+        own_files(spool) + [f"{spool.path.name}-shm", f"{spool.path.name}-wal"]
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        "telemetry spool spool-2-empty.sqlite3 removed: it held no events"
+    ]
+    spool.close()
+
+
+def test_a_database_without_an_events_table_is_removed(tmp_path):
+    other = sqlite3.connect(tmp_path / "spool-3-other.sqlite3")
+    other.execute("CREATE TABLE notes (body TEXT)")
+    other.commit()
+    other.close()
+    spool = Spool(tmp_path, 1000)
+    assert spool.open() == 0
+    assert not (tmp_path / "spool-3-other.sqlite3").exists()
+    assert not (tmp_path / "spool-3-other.lock").exists()
+    spool.close()
+    assert names(tmp_path) == []
+
+
+def test_a_file_that_is_no_database_is_set_aside_once(tmp_path, caplog):
+    junk = tmp_path / "spool-99999-abc.sqlite3"
+    junk.write_bytes(bytes(range(256)) * 8)
+    caplog.set_level(logging.WARNING, logger="chatlake.telemetry")
+    first = Spool(tmp_path, 1000)
+    assert first.open() == 0
+    second = Spool(tmp_path, 1000)
+    assert second.open() == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"telemetry spool {junk} is not a spool (file is not a database); "
+        "moved aside to spool-99999-abc.sqlite3.unreadable"
+    ]
+    first.close()
+    second.close()
+    assert names(tmp_path) == ["spool-99999-abc.sqlite3.unreadable"]
+    backlog = read_backlog(tmp_path)
+    assert (backlog.orphans, backlog.unreadable, backlog.spools) == (0, 0, ())
+    aside = tmp_path / "spool-99999-abc.sqlite3.unreadable"
+    assert aside.read_bytes() == bytes(range(256)) * 8
+
+
+def test_events_without_a_streams_table_are_set_aside(tmp_path):
+    path = tmp_path / "spool-4-half.sqlite3"
+    half = sqlite3.connect(path)
+    half.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, payload BLOB)")
+    half.execute("INSERT INTO events (payload) VALUES (x'01')")
+    half.commit()
+    half.close()
+    spool = Spool(tmp_path, 1000)
+    assert spool.open() == 0
+    spool.close()
+    assert names(tmp_path) == ["spool-4-half.sqlite3.unreadable"]
+    aside = sqlite3.connect(tmp_path / "spool-4-half.sqlite3.unreadable")
+    assert aside.execute("SELECT payload FROM events").fetchall() == [(b"\x01",)]
+    aside.close()
+
+
+def test_setting_aside_never_replaces_an_earlier_unreadable_file(tmp_path):
+    (tmp_path / "spool-7-a.sqlite3.unreadable").write_bytes(b"earlier")
+    (tmp_path / "spool-7-a.sqlite3").write_bytes(b"later, not sqlite either")
+    (tmp_path / "spool-7-a.sqlite3-wal").write_bytes(b"its log")
+    (tmp_path / "spool-7-a.sqlite3-shm").write_bytes(b"its index")
+    spool = Spool(tmp_path, 1000)
+    spool.open()
+    spool.close()
+    assert names(tmp_path) == [
+        "spool-7-a.sqlite3.unreadable",
+        "spool-7-a.sqlite3.unreadable-2",
+    ]
+    assert (tmp_path / "spool-7-a.sqlite3.unreadable").read_bytes() == b"earlier"
+
+
+def test_an_orphan_whose_lock_is_held_is_not_touched(tmp_path):
+    junk = tmp_path / "spool-5-held.sqlite3"
+    junk.write_bytes(b"a live writer's file, whatever it holds")
+    holder = os.open(tmp_path / "spool-5-held.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        spool = Spool(tmp_path, 1000)
+        assert spool.open() == 0
+        spool.close()
+    finally:
+        os.close(holder)
+    assert names(tmp_path) == ["spool-5-held.lock", "spool-5-held.sqlite3"]
+
+
+def test_directories_and_symlinks_under_a_spool_name_are_left_alone(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = Spool(elsewhere, 1000)
+    target.open()
+    target.add("a", PROTO, [b"not ours"])
+    target.close()
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    (spools / "spool-8-dir.sqlite3").mkdir()
+    (spools / "spool-9-link.sqlite3").symlink_to(target.path)
+    (spools / "spool-10-dangling.sqlite3").symlink_to(tmp_path / "missing")
+    spool = Spool(spools, 1000)
+    assert spool.open() == 0
+    spool.close()
+    assert names(spools) == [
+        "spool-10-dangling.sqlite3",
+        "spool-8-dir.sqlite3",
+        "spool-9-link.sqlite3",
+    ]
+    assert names(elsewhere) == own_files(target)
+    assert not (tmp_path / "missing").exists()

@@ -7,6 +7,11 @@ the directory takes the lock, moves the orphan's events into its own spool and
 deletes the orphan. Copying first and deleting second means a crash in between
 can only duplicate events, which the server's dedupe key removes.
 
+An orphan with no events to give (0 bytes, or no events table) is deleted; a
+file that is not a spool is renamed to ``<name>.unreadable`` with one warning,
+so that no later client tries it again. Directories and symlinks under a
+spool's name are not ours and are left alone.
+
 Events are keyed by a stream key: a table name, or ``@chat`` / ``@feedback`` for
 the chat tables, resolved to names from the configuration when sending.
 """
@@ -17,6 +22,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -46,6 +52,14 @@ CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_key, id);
 _ABANDONED: list[object] = []
 
 DROP_REPORT_INTERVAL_S = 60.0
+
+# SQLite's verdicts on the file itself: retrying cannot help. Busy, I/O or
+# full-disk errors may pass, so those orphans are kept and tried again.
+_BROKEN_FILE_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+
+
+class _NotASpool(Exception):
+    """An orphan that cannot be adopted, now or later."""
 
 
 @dataclass(frozen=True)
@@ -214,39 +228,77 @@ class Spool:
 
     def _adopt(self, orphan: Path) -> int:
         """Moves an orphan's events here if no live process holds its lock."""
-        lock_path = orphan.with_suffix(".lock")
+        if not _is_regular_file(orphan):
+            return 0  # a directory or symlink: not a file we wrote
         try:
-            fd = _hold_lock(lock_path)
+            fd = _hold_lock(orphan.with_suffix(".lock"))
         except BlockingIOError:
             return 0  # a live process owns it
+        except OSError as error:
+            log.warning("telemetry spool %s could not be locked: %s", orphan, error)
+            return 0
         try:
-            return self._move_from(orphan)
-        except sqlite3.Error as error:
+            return self._take_over(orphan)
+        except OSError as error:
             log.warning("telemetry spool %s could not be adopted: %s", orphan, error)
             return 0
         finally:
             os.close(fd)
 
+    def _take_over(self, orphan: Path) -> int:
+        """With the orphan's lock held: adopt, delete or set it aside."""
+        if not _is_regular_file(orphan):
+            # Adopted or set aside by another client before we took the lock.
+            orphan.with_suffix(".lock").unlink(missing_ok=True)
+            return 0
+        try:
+            return self._move_from(orphan)
+        except _NotASpool as error:
+            _set_aside(orphan, str(error))
+        except sqlite3.Error as error:
+            if _breaks_the_file(error):
+                _set_aside(orphan, str(error))
+            else:
+                log.warning(
+                    "telemetry spool %s could not be adopted: %s", orphan, error
+                )
+        return 0
+
     def _move_from(self, orphan: Path) -> int:
-        if not orphan.exists():
-            return 0  # another process adopted it first
         uri = f"file:{orphan}?mode=rw"
         self._db.execute("ATTACH DATABASE ? AS orphan", (uri,))
         try:
-            with self._db:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO streams SELECT * FROM orphan.streams"
-                )
-                moved = self._db.execute(
-                    "INSERT INTO events (stream_key, payload, size, created_us) "
-                    "SELECT stream_key, payload, size, created_us FROM orphan.events "
-                    "ORDER BY id"
-                ).rowcount
+            moved = self._copy_attached()
         finally:
             self._db.execute("DETACH DATABASE orphan")
         _remove_spool_files(orphan)
+        if moved is None:
+            log.info("telemetry spool %s removed: it held no events", orphan.name)
+            return 0
         log.info("telemetry spool adopted %d events from %s", moved, orphan.name)
         return moved
+
+    def _copy_attached(self) -> int | None:
+        """Copies the attached orphan's events; None if it has no events table."""
+        tables = {
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM orphan.sqlite_master WHERE type = 'table'"
+            )
+        }
+        if "events" not in tables:
+            return None  # 0 bytes, or a process that died before its schema
+        if "streams" not in tables:
+            raise _NotASpool("events without a streams table")
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO streams SELECT * FROM orphan.streams"
+            )
+            return self._db.execute(
+                "INSERT INTO events (stream_key, payload, size, created_us) "
+                "SELECT stream_key, payload, size, created_us FROM orphan.events "
+                "ORDER BY id"
+            ).rowcount
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -260,7 +312,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _hold_lock(path: Path) -> int:
     """Opens ``path`` and takes an exclusive flock; raises BlockingIOError if held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -273,3 +326,43 @@ def _remove_spool_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def _breaks_the_file(error: sqlite3.Error) -> bool:
+    """True when SQLite says the file itself is no database or is corrupt."""
+    code = getattr(error, "sqlite_errorcode", None) or 0
+    return code & 0xFF in _BROKEN_FILE_CODES  # extended codes keep the primary low
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a regular file; False for a directory, a symlink or nothing."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _set_aside(orphan: Path, reason: str) -> None:
+    """Renames a file out of the ``spool-*.sqlite3`` glob: kept, never retried.
+
+    Its bytes stay for a person to look at; no client counts or opens it again."""
+    aside = _unused_name(orphan.with_name(f"{orphan.name}.unreadable"))
+    # No -wal or -shm is left to move: SQLite deletes them beside a file it
+    # cannot read, and checkpoints the log of one it could attach.
+    os.rename(orphan, aside)
+    orphan.with_suffix(".lock").unlink(missing_ok=True)
+    log.warning(
+        "telemetry spool %s is not a spool (%s); moved aside to %s",
+        orphan,
+        reason,
+        aside.name,
+    )
+
+
+def _unused_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: an earlier file is never replaced."""
+    candidate, number = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
