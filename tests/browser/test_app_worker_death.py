@@ -6,50 +6,33 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from playwright.sync_api import expect
 
-from chatlake.app.demo_model import DemoModelSettings, create_demo_app
-from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.testing import (
-    ChildProcess,
-    ServerThread,
-    free_port,
-    scripted_model,
+    app_over_scripted_model,
     wait_until,
 )
-from tests.integration.process_support import alive
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()]
+from tests.integration.process_support import alive, child_pids
 
 
 def test_a_turn_cut_by_killed_workers_ends_interrupted_on_the_page(page, tmp_path):
-    settings = DemoModelSettings(
-        token_delay_ms=30, first_token_delay_ms=50, documents=(PRIMER_PATH,)
+    running = app_over_scripted_model(
+        tmp_path / "data",
+        tmp_path / "app.log",
+        token_delay_ms=30,
+        first_token_delay_ms=50,
+        args=("--workers", "2"),
     )
-    port = free_port()
-    with ServerThread(scripted_model(create_demo_app(settings))) as model:
-        env = {
-            "OPENAI_BASE_URL": f"{model.url}/v1",
-            "CHATLAKE_MODEL": "chatlake-demo",
-            "ZEROBUS_SERVER_ENDPOINT": "",
-        }
-        args = ["app", "--port", str(port), "--data-dir", str(tmp_path / "data")]
-        app = ChildProcess([*args, "--workers", "2"], tmp_path / "app.log", env)
+    with running as (url, app):
         try:
-            url = f"http://127.0.0.1:{port}"
-            app.wait_http(f"{url}/")
             page.goto(url)
             page.fill("#question", "[slow] How does telemetry reach Delta Lake?")
             page.press("#question", "Enter")
             running = page.locator(".message.assistant[data-status=running]")
             expect(running).to_contain_text("Here")
 
-            workers = children(app.process.pid)
+            workers = child_pids(app.process.pid)
             for worker in workers:
                 os.kill(worker, signal.SIGKILL)
             wait_until(lambda: not any(map(alive, workers)), 10, what="the workers")

@@ -10,14 +10,10 @@ import sqlite3
 import httpx
 import pytest
 
-from chatlake.app.demo_model import DemoModelSettings, create_demo_app
-from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.server import IDENTITY_COOKIE
 from chatlake.app.testing import (
     ChildProcess,
-    ServerThread,
-    free_port,
-    scripted_model,
+    app_over_scripted_model,
     wait_until,
 )
 from chatlake.telemetry import ChatTurn
@@ -54,24 +50,13 @@ def ctrl_c(app: ChildProcess) -> int:
 def test_a_turn_cut_by_stopping_the_app_is_stored_and_spooled_as_interrupted(
     tmp_path, stop
 ):
-    settings = DemoModelSettings(
-        token_delay_ms=1, first_token_delay_ms=1, documents=(PRIMER_PATH,)
-    )
+    spool = {"CHATLAKE_SPOOL_DIR": str(tmp_path / "spool")}
     # 0.3 s per chunk: the answer takes far longer than the 3 s stop grace.
-    slow = scripted_model(create_demo_app(settings), slow_chunk_s=0.3)
-    port = free_port()
-    with ServerThread(slow) as model:
-        env = {
-            "OPENAI_BASE_URL": f"{model.url}/v1",
-            "CHATLAKE_MODEL": "chatlake-demo",
-            "ZEROBUS_SERVER_ENDPOINT": "",
-            "CHATLAKE_SPOOL_DIR": str(tmp_path / "spool"),
-        }
-        args = ["app", "--port", str(port), "--data-dir", str(tmp_path)]
-        app = ChildProcess(args, tmp_path / "app.log", env)
+    running = app_over_scripted_model(
+        tmp_path, tmp_path / "app.log", slow_chunk_s=0.3, env=spool
+    )
+    with running as (url, app):
         try:
-            url = f"http://127.0.0.1:{port}"
-            app.wait_http(f"{url}/")
             question = "[slow] How do I start chatlake?"
             body = controller_request(
                 0, _prop("send", "n_clicks", 1), {"question": question}

@@ -7,28 +7,17 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-from pathlib import Path
 
 import httpx
 
-from chatlake.app.demo_model import DemoModelSettings, create_demo_app
-from chatlake.app.retrieval import PRIMER_PATH
 from chatlake.app.server import IDENTITY_COOKIE
 from chatlake.app.testing import (
-    ChildProcess,
-    ServerThread,
-    free_port,
-    scripted_model,
+    app_over_scripted_model,
     wait_until,
 )
-from tests.integration.process_support import alive
+from tests.integration.process_support import alive, child_pids
 from tests.integration.test_app_callbacks import OWNER, _prop, controller_request
 from tests.integration.test_app_shutdown import spooled_turns, streamed_text
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()]
 
 
 def dash(url: str, body: dict) -> dict | None:
@@ -46,23 +35,12 @@ def dash(url: str, body: dict) -> dict | None:
 
 
 def test_a_turn_whose_worker_is_killed_ends_interrupted_at_the_next_poll(tmp_path):
-    settings = DemoModelSettings(
-        token_delay_ms=1, first_token_delay_ms=1, documents=(PRIMER_PATH,)
+    spool = {"CHATLAKE_SPOOL_DIR": str(tmp_path / "spool")}
+    running = app_over_scripted_model(
+        tmp_path, tmp_path / "app.log", slow_chunk_s=0.3, env=spool
     )
-    slow = scripted_model(create_demo_app(settings), slow_chunk_s=0.3)
-    port = free_port()
-    with ServerThread(slow) as model:
-        env = {
-            "OPENAI_BASE_URL": f"{model.url}/v1",
-            "CHATLAKE_MODEL": "chatlake-demo",
-            "ZEROBUS_SERVER_ENDPOINT": "",
-            "CHATLAKE_SPOOL_DIR": str(tmp_path / "spool"),
-        }
-        args = ["app", "--port", str(port), "--data-dir", str(tmp_path)]
-        app = ChildProcess(args, tmp_path / "app.log", env)
+    with running as (url, app):
         try:
-            url = f"http://127.0.0.1:{port}"
-            app.wait_http(f"{url}/")
             send = _prop("send", "n_clicks", 1)
             question = "[slow] How do I start chatlake?"
             sent = dash(url, controller_request(0, send, {"question": question}))
@@ -70,7 +48,7 @@ def test_a_turn_whose_worker_is_killed_ends_interrupted_at_the_next_poll(tmp_pat
             conversation_id = sent["conversation-id"]["data"]
             store_path = tmp_path / "app" / "conversations.sqlite"
             wait_until(lambda: streamed_text(store_path), 20, what="streaming")
-            (worker,) = children(app.process.pid)
+            (worker,) = child_pids(app.process.pid)
 
             os.kill(worker, signal.SIGKILL)
             wait_until(lambda: not alive(worker), 10, what="the worker to die")

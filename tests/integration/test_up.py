@@ -17,7 +17,7 @@ import pytest
 from chatlake import up as up_module
 from chatlake.catalog.bootstrap import read_env_file
 from chatlake.catalog.client import CatalogClient
-from tests.integration.process_support import alive
+from tests.integration.process_support import alive, child_pids
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 120.0
@@ -100,11 +100,6 @@ class Up:
             self.process.kill()
             self.process.wait()
         self.log_file.close()
-
-
-def child_pids(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(child) for child in text.split()]
 
 
 def command_line(pid: int) -> str:

@@ -6,6 +6,7 @@ copy. Nothing here is used by the app itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -231,3 +233,47 @@ class Stack:
         lines = (self.data_dir / "app.env").read_text().splitlines()
         pairs = [line.split("=", 1) for line in lines if "=" in line]
         return {key: value for key, value in pairs}
+
+
+@contextlib.contextmanager
+def app_over_scripted_model(
+    data_dir: Path,
+    log_path: Path,
+    *,
+    token_delay_ms: int = 1,
+    first_token_delay_ms: int = 1,
+    slow_chunk_s: float = 0.1,
+    env: dict | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[tuple[str, ChildProcess]]:
+    """`chatlake app` (a child) answered by the scripted demo model (a thread).
+
+    Yields the app's URL and process once it answers; stopping the app is the
+    caller's, as tests stop it in the way they test (SIGTERM, Ctrl-C).
+    """
+    from chatlake.app.demo_model import DemoModelSettings, create_demo_app
+    from chatlake.app.retrieval import PRIMER_PATH
+
+    settings = DemoModelSettings(
+        token_delay_ms=token_delay_ms,
+        first_token_delay_ms=first_token_delay_ms,
+        documents=(PRIMER_PATH,),
+    )
+    model_app = scripted_model(create_demo_app(settings), slow_chunk_s=slow_chunk_s)
+    port = free_port()
+    with ServerThread(model_app) as model:
+        app_env = {
+            "OPENAI_BASE_URL": f"{model.url}/v1",
+            "CHATLAKE_MODEL": "chatlake-demo",
+            "ZEROBUS_SERVER_ENDPOINT": "",
+            **(env or {}),
+        }
+        command = ["app", "--port", str(port), "--data-dir", str(data_dir), *args]
+        app = ChildProcess(command, log_path, app_env)
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+            app.wait_http(f"{url}/")
+        except BaseException:
+            app.stop()
+            raise
+        yield url, app
