@@ -73,13 +73,6 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
-    running = Receiver()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def tables(catalog_server):
     """Both chat tables in the real catalog, filled with the known rows."""
     admin = catalog_server.admin_client

@@ -25,7 +25,6 @@ from chatlake.app.turns import ChatService
 from chatlake.telemetry import TelemetryClient, TelemetryConfig, new_chat_turn
 from chatlake.telemetry.backlog import read_backlog
 from chatlake.telemetry.testing import FakeTokenEndpoint, FakeZerobusServer
-from tests.integration.test_alerts import Receiver
 
 TABLE = "main.chatbot.chat_events"
 EVENTS = "chatlake_telemetry_backlog_events"
@@ -107,13 +106,6 @@ metric = "chatlake_telemetry_backlog_oldest_event_age_seconds"
 metrics_url = "{app}/metrics"
 threshold = 3600
 """
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
