@@ -175,17 +175,19 @@ def _read_one(
     match = _NAME.match(path.name)
     pid = int(match.group(1)) if match else None
     holder = _holder(path.with_suffix(".lock"), pid, holders)
-    try:
-        _check_regular(path)
-        events, size, oldest_us = _depth(path)
-    except (sqlite3.Error, _NotRegular) as error:
-        if not os.path.lexists(path):
-            return None
-        return SpoolBacklog(
-            path.name, pid, holder is not None, holder, 0, 0, None, str(error)
-        )
-    age_s = None if oldest_us is None else max(now_s - oldest_us / 1e6, 0.0)
-    return SpoolBacklog(path.name, pid, holder is not None, holder, events, size, age_s)
+    live = holder is not None
+    problem = _special_file(path)
+    if problem is None:
+        try:
+            events, size, oldest_us = _depth(path)
+        except sqlite3.Error as error:
+            if not path.exists():
+                return None
+            problem = str(error)
+        else:
+            age_s = None if oldest_us is None else max(now_s - oldest_us / 1e6, 0.0)
+            return SpoolBacklog(path.name, pid, live, holder, events, size, age_s)
+    return SpoolBacklog(path.name, pid, live, holder, 0, 0, None, problem)
 
 
 def _holder(
@@ -213,22 +215,20 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-class _NotRegular(Exception):
-    """A spool name on something SQLite must not open (a FIFO would block it)."""
+def _special_file(path: Path) -> str | None:
+    """Which of the spool's files is there but not a plain file, if one is.
 
-
-def _check_regular(path: Path) -> None:
-    # A clients' spool is a plain file, and so are its -wal and -shm: opening
-    # a FIFO blocks until a writer appears, which would hang every scrape.
+    A client's spool is a plain file, and so are its -wal and -shm: opening a
+    FIFO blocks until a writer appears, which would hang every scrape.
+    """
     for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             mode = os.lstat(part).st_mode
         except FileNotFoundError:
-            if part is path:
-                raise sqlite3.OperationalError("file vanished") from None
             continue
         if not stat.S_ISREG(mode):
-            raise _NotRegular(f"{part.name} is not a regular file")
+            return f"{part.name} is not a regular file"
+    return None
 
 
 def _depth(path: Path) -> tuple[int, int, int | None]:
