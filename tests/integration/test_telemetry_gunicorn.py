@@ -80,14 +80,17 @@ def test_preloaded_client_in_forked_workers_delivers_everything(
             stderr=subprocess.PIPE,
             text=True,
         )
-        base_url = listening_url(server)
-        pids = set()
-        with httpx.Client(base_url=base_url) as http:
-            for i in range(40):
-                response = http.get("/", params={"id": f"w{i:03d}"})
-                assert response.status_code == 200
-                pids.add(int(response.text))
-        server.send_signal(signal.SIGTERM)
+        try:
+            base_url = listening_url(server)
+            pids = set()
+            # A worker's first answer waits for its own stream to open.
+            with httpx.Client(base_url=base_url, timeout=90) as http:
+                for i in range(40):
+                    response = http.get("/", params={"id": f"w{i:03d}"})
+                    assert response.status_code == 200
+                    pids.add(int(response.text))
+        finally:
+            server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
         server.stderr.close()
         settle(running)
